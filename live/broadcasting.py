@@ -1,0 +1,73 @@
+"""
+The one path by which updates reach a race's clients: build the message, encode it once, and
+send it to the race's channel-layer group. Simulator, feed API, admin and management commands
+all publish through here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from asgiref.sync import async_to_sync
+from channels.layers import BaseChannelLayer, get_channel_layer
+from django.utils import timezone
+
+from live.messages import (
+    HorseOdds,
+    HorseResult,
+    OddsUpdateMessage,
+    ResultUpdateMessage,
+    encode,
+)
+
+# Group event types; RaceConsumer has one handler per type (odds_update, result_update).
+EVENT_ODDS_UPDATE = "odds.update"
+EVENT_RESULT_UPDATE = "result.update"
+
+
+def race_group_name(race_id: int) -> str:
+    """Return the channel-layer group that every client of the race belongs to."""
+    return f"race.{race_id}"
+
+
+async def publish_odds_update(
+    *,
+    race_id: int,
+    odds: Iterable[HorseOdds],
+    timestamp: dt.datetime | None = None,
+    channel_layer: BaseChannelLayer | None = None,
+) -> OddsUpdateMessage:
+    """Send an ``odds_update`` to every client of the race and return it."""
+    message = OddsUpdateMessage(
+        race_id=race_id, timestamp=timestamp or timezone.now(), odds=tuple(odds)
+    )
+    await _group_send(race_id, EVENT_ODDS_UPDATE, encode(message), channel_layer)
+    return message
+
+
+async def publish_result_update(
+    *,
+    race_id: int,
+    results: Iterable[HorseResult],
+    timestamp: dt.datetime | None = None,
+    channel_layer: BaseChannelLayer | None = None,
+) -> ResultUpdateMessage:
+    """Send a ``result_update`` to every client of the race and return it."""
+    message = ResultUpdateMessage(
+        race_id=race_id, timestamp=timestamp or timezone.now(), results=tuple(results)
+    )
+    await _group_send(race_id, EVENT_RESULT_UPDATE, encode(message), channel_layer)
+    return message
+
+
+publish_odds_update_sync = async_to_sync(publish_odds_update)
+publish_result_update_sync = async_to_sync(publish_result_update)
+
+
+async def _group_send(
+    race_id: int, event_type: str, text: str, channel_layer: BaseChannelLayer | None
+) -> None:
+    layer = channel_layer or get_channel_layer()
+    # The frame is encoded here, once; each client's handler only writes the text out.
+    await layer.group_send(race_group_name(race_id), {"type": event_type, "text": text})

@@ -1,0 +1,158 @@
+"""The ``/ws/races/{race_id}`` consumer: one client watching one race."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from live.broadcasting import race_group_name
+from live.messages import (
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_MESSAGE_TOO_BIG,
+    CLOSE_RACE_NOT_FOUND,
+    ErrorMessage,
+    InitialStateMessage,
+    ServerMessage,
+    SubscribedMessage,
+    WSMessage,
+    encode,
+)
+from races.selectors import RaceCard, race_card_get
+
+logger = logging.getLogger(__name__)
+
+
+@database_sync_to_async
+def _race_card(race_id: int) -> RaceCard | None:
+    return race_card_get(race_id=race_id)
+
+
+def _path_race_id(raw: str) -> int | None:
+    # The route accepts any path segment so that a malformed id is answered with 4004 and a
+    # reason instead of an HTTP 404 the client cannot read.
+    if raw.isascii() and raw.isdigit() and len(raw) <= 18:
+        return int(raw)
+    return None
+
+
+class RaceConsumer(AsyncWebsocketConsumer):
+    race_id: int | None = None
+    group_name: str | None = None
+    accepted: bool = False
+
+    # --- Connection ---------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        raw_race_id = self.scope["url_route"]["kwargs"]["race_id"]
+        race_id = _path_race_id(raw_race_id)
+        if race_id is None:
+            await self.reject(CLOSE_RACE_NOT_FOUND, f"Race not found: {raw_race_id!r} is not a race id")
+            return
+        card = await _race_card(race_id)
+        if card is None:
+            await self.reject(CLOSE_RACE_NOT_FOUND, f"Race not found: no race with id {race_id}")
+            return
+        self.race_id = race_id
+        # Join before sending the state, so no update published in between is missed.
+        self.group_name = race_group_name(race_id)
+        await self.channel_layer.group_add(self.group_name, self.channel_name)
+        await self.accept()
+        await self.send_message(InitialStateMessage(race_id=race_id, card=card))
+
+    async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
+        await super().accept(subprotocol, headers)
+        self.accepted = True
+
+    async def reject(self, code: int, reason: str) -> None:
+        """Close with a code and reason the client can read (accepted first: else it sees 403)."""
+        if not self.accepted:
+            await self.accept()
+        await self.close(code=code, reason=reason)
+
+    async def disconnect(self, code: int) -> None:
+        if self.group_name is not None:
+            await self.channel_layer.group_discard(self.group_name, self.channel_name)
+            self.group_name = None
+
+    # --- Client messages ----------------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if text_data is None:
+            await self.send_error("binary frames are not supported; send JSON text frames")
+            return
+        if _utf8_length_exceeds(text_data, settings.WEBSOCKET_MAX_MESSAGE_BYTES):
+            await self.close(
+                code=CLOSE_MESSAGE_TOO_BIG,
+                reason=f"Message too big: the limit is {settings.WEBSOCKET_MAX_MESSAGE_BYTES} bytes",
+            )
+            return
+        try:
+            content = json.loads(text_data)
+        except (ValueError, RecursionError):
+            await self.send_error("invalid JSON")
+            return
+        if not isinstance(content, dict):
+            await self.send_error("a message must be a JSON object")
+            return
+        incoming = WSMessage(data=content)
+        if not incoming.is_valid():
+            await self.send_error(incoming.error_text())
+            return
+        await self.subscribe(incoming.validated_data["race_id"])
+
+    async def subscribe(self, race_id: int) -> None:
+        if race_id != self.race_id:
+            await self.send_error(
+                f"race_id: this connection is for race {self.race_id}, not {race_id}; "
+                f"connect to /ws/races/{race_id} for that race."
+            )
+            return
+        await self.send_message(SubscribedMessage(race_id=race_id))
+
+    # --- Group events: one handler per server message type -----------------------------------
+
+    async def odds_update(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=event["text"])
+
+    async def result_update(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=event["text"])
+
+    # --- Sending and failing ------------------------------------------------------------------
+
+    async def send_message(self, message: ServerMessage) -> None:
+        await self.send(text_data=encode(message))
+
+    async def send_error(self, text: str) -> None:
+        await self.send_message(ErrorMessage(message=text))
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # An unexpected error ends this one connection with 1011 and a reason; it never
+        # reaches Daphne (which would close without a reason) or any other client.
+        try:
+            await super().dispatch(message)
+        except StopConsumer:
+            raise
+        except Exception:
+            logger.exception(
+                "Closing race %s connection after an unexpected error handling %s",
+                self.race_id,
+                message.get("type"),
+            )
+            if message.get("type") == "websocket.disconnect":
+                raise StopConsumer() from None
+            await self.reject(CLOSE_INTERNAL_ERROR, "Internal server error")
+
+
+def _utf8_length_exceeds(text: str, limit_bytes: int) -> bool:
+    # A character is 1-4 bytes in UTF-8: only encode when the length alone cannot decide.
+    if len(text) > limit_bytes:
+        return True
+    if len(text) * 4 <= limit_bytes:
+        return False
+    return len(text.encode("utf-8", errors="surrogatepass")) > limit_bytes

@@ -1,0 +1,57 @@
+"""
+Make Daphne close WebSockets the way docs/protocol.md promises.
+
+Two gaps in Daphne 4.2, each fixed by wrapping one method of its WebSocket protocol; everything
+else is Daphne's own code. Remove a fix once Daphne does it itself.
+
+- The ``reason`` of an ASGI ``websocket.close`` is dropped (django/daphne#374): a client would see
+  4004 with an empty reason. We send the close frame with its reason.
+- A protocol violation (a frame over the size limit, invalid UTF-8) makes autobahn drop the TCP
+  connection without a close frame, because Daphne leaves ``failByDrop`` on: the client sees 1006
+  and cannot tell why. We turn it off, so the client gets 1009 or 1007 with a reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# RFC 6455: a close frame's payload is at most 125 bytes, two of which carry the code.
+MAX_CLOSE_REASON_BYTES = 123
+
+
+def truncate_close_reason(reason: str) -> str:
+    """Return the reason cut to what fits in a close frame, on a UTF-8 character boundary."""
+    encoded = reason.encode("utf-8")[:MAX_CLOSE_REASON_BYTES]
+    return encoded.decode("utf-8", errors="ignore")
+
+
+def install() -> None:
+    """Patch Daphne's WebSocket protocol once; do nothing where Daphne is not installed."""
+    try:
+        from daphne.ws_protocol import WebSocketProtocol
+    except ImportError:  # served by another ASGI server, which closes properly itself
+        return
+    if getattr(WebSocketProtocol, "_racing_fixes_installed", False):
+        return
+    daphne_handle_reply = WebSocketProtocol.handle_reply
+    daphne_on_connect = WebSocketProtocol.onConnect
+
+    def handle_reply(self: Any, message: dict[str, Any]) -> None:
+        if (
+            message.get("type") == "websocket.close"
+            and message.get("reason")
+            and self.state != self.STATE_CONNECTING
+        ):
+            code = message.get("code") or 1000
+            self.sendClose(code=code, reason=truncate_close_reason(str(message["reason"])))
+            return
+        daphne_handle_reply(self, message)
+
+    def on_connect(self: Any, request: Any) -> Any:
+        # Autobahn copied the factory's options onto this connection just before this call.
+        self.failByDrop = False
+        return daphne_on_connect(self, request)
+
+    WebSocketProtocol.handle_reply = handle_reply
+    WebSocketProtocol.onConnect = on_connect
+    WebSocketProtocol._racing_fixes_installed = True

@@ -1,0 +1,188 @@
+"""
+The messages of ``/ws/races/{race_id}``, read side by side with ../shared/spec/websocket-schema.md.
+
+``WSMessage`` validates what a client sends; ``InitialStateMessage``, ``SubscribedMessage``,
+``OddsUpdateMessage``, ``ResultUpdateMessage`` and ``ErrorMessage`` build what the server sends.
+This is the only module that knows the wire shape of a message; ``encode`` turns one into the
+text frame, once per message however many clients receive it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from django.utils import timezone
+from rest_framework import serializers
+
+from races.selectors import RaceCard
+
+# Application error code for a message the server cannot act on (the connection stays open).
+ERROR_BAD_MESSAGE = 4400
+
+# Close codes (docs/protocol.md).
+CLOSE_RACE_NOT_FOUND = 4004
+CLOSE_MESSAGE_TOO_BIG = 1009
+CLOSE_INTERNAL_ERROR = 1011
+
+
+# --- Client -> server -------------------------------------------------------------------------
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """An integer that arrived as a JSON integer: not a string, float or boolean."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return int(data)
+
+
+class WSMessage(serializers.Serializer):
+    """An incoming message: ``{"type": "subscribe", "race_id": <int>}``."""
+
+    CLIENT_TYPES: ClassVar[tuple[str, ...]] = ("subscribe",)
+
+    type = serializers.ChoiceField(
+        choices=CLIENT_TYPES,
+        error_messages={
+            "invalid_choice": 'unknown message type "{input}"; expected one of: subscribe.',
+        },
+    )
+    race_id = StrictIntegerField(
+        error_messages={"invalid": "must be an integer."},
+    )
+
+    def error_text(self) -> str:
+        """Return the validation errors as one human-readable line."""
+        parts = []
+        for field, messages in self.errors.items():
+            text = " ".join(str(message) for message in messages)
+            parts.append(text if field == "non_field_errors" else f"{field}: {text}")
+        return "; ".join(parts)
+
+
+# --- Server -> client -------------------------------------------------------------------------
+
+
+def utc_timestamp(moment: dt.datetime | None = None) -> str:
+    """Return an ISO 8601 UTC timestamp with microseconds, e.g. 2026-05-01T07:35:22.123456+00:00."""
+    moment = moment or timezone.now()
+    return moment.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def local_isoformat(moment: dt.datetime | None) -> str | None:
+    """Return a race start in the server's (venue's) time zone, as the spec's example shows it."""
+    if moment is None:
+        return None
+    return timezone.localtime(moment).isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class InitialStateMessage:
+    type: ClassVar[str] = "initial_state"
+    race_id: int
+    card: RaceCard
+
+    def as_dict(self) -> dict[str, Any]:
+        race = self.card["race"]
+        meeting_date = race["meeting_date"]
+        return {
+            "type": self.type,
+            "race_id": self.race_id,
+            "data": {
+                "race": {
+                    **race,
+                    "race_datetime": local_isoformat(race["race_datetime"]),
+                    "meeting_date": meeting_date.isoformat() if meeting_date else None,
+                },
+                "starters": self.card["starters"],
+                "starter_count": len(self.card["starters"]),
+            },
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribedMessage:
+    type: ClassVar[str] = "subscribed"
+    race_id: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "race_id": self.race_id}
+
+
+@dataclass(frozen=True, slots=True)
+class HorseOdds:
+    horse_id: int
+    odds: float
+
+
+@dataclass(frozen=True, slots=True)
+class OddsUpdateMessage:
+    type: ClassVar[str] = "odds_update"
+    race_id: int
+    timestamp: dt.datetime
+    odds: Sequence[HorseOdds]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "race_id": self.race_id,
+            "timestamp": utc_timestamp(self.timestamp),
+            "odds": [{"horse_id": item.horse_id, "odds": item.odds} for item in self.odds],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class HorseResult:
+    horse_id: int
+    placing: int | None
+    finished: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ResultUpdateMessage:
+    type: ClassVar[str] = "result_update"
+    race_id: int
+    timestamp: dt.datetime
+    results: Sequence[HorseResult]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "race_id": self.race_id,
+            "timestamp": utc_timestamp(self.timestamp),
+            "results": [
+                {"horse_id": item.horse_id, "placing": item.placing, "finished": item.finished}
+                for item in self.results
+            ],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorMessage:
+    """A message the server could not act on; the connection stays open (docs/protocol.md)."""
+
+    type: ClassVar[str] = "error"
+    message: str
+    code: int = ERROR_BAD_MESSAGE
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "code": self.code, "message": self.message}
+
+
+ServerMessage = (
+    InitialStateMessage
+    | SubscribedMessage
+    | OddsUpdateMessage
+    | ResultUpdateMessage
+    | ErrorMessage
+)
+
+
+def encode(message: ServerMessage) -> str:
+    """Return the message as the text of one WebSocket frame."""
+    return json.dumps(message.as_dict(), separators=(",", ":"), ensure_ascii=False)

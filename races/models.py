@@ -1,0 +1,174 @@
+"""The racing domain: meetings, their races, and the horses, drivers and trainers who start in them."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+
+class Meeting(models.Model):
+    """One club's race day at one venue, identified by a code such as ``NZ_20260501_AUK``."""
+
+    code = models.CharField(
+        max_length=32,
+        unique=True,
+        help_text="Unique meeting code, e.g. NZ_20260501_AUK (country, date, venue).",
+    )
+    venue = models.CharField(max_length=100, null=True, blank=True)
+    date = models.DateField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["date", "venue", "code"]
+
+    def __str__(self) -> str:
+        parts = [self.venue or self.code]
+        if self.date:
+            parts.append(self.date.strftime("%a %d %b %Y"))
+        return " – ".join(parts)
+
+
+class Race(models.Model):
+    class StartType(models.TextChoices):
+        MOBILE = "mobile", "Mobile"
+        STANDING = "standing", "Standing"
+
+    class Gait(models.TextChoices):
+        PACE = "pace", "Pace"
+        TROT = "trot", "Trot"
+
+    class Weather(models.TextChoices):
+        FINE = "fine", "Fine"
+        OVERCAST = "overcast", "Overcast"
+        SHOWERS = "showers", "Showers"
+        RAIN = "rain", "Rain"
+        WINDY = "windy", "Windy"
+
+    class TrackCondition(models.TextChoices):
+        # The ratings New Zealand harness tracks are given on race day.
+        FAST = "fast", "Fast"
+        GOOD = "good", "Good"
+        EASY = "easy", "Easy"
+        DEAD = "dead", "Dead"
+        SLOW = "slow", "Slow"
+        HEAVY = "heavy", "Heavy"
+
+    meeting = models.ForeignKey(Meeting, on_delete=models.CASCADE, related_name="races")
+    race_number = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=200, blank=True)
+    distance_m = models.PositiveIntegerField("distance (m)")
+    start_type = models.CharField(max_length=10, choices=StartType, null=True, blank=True)
+    gait = models.CharField(max_length=10, choices=Gait, null=True, blank=True)
+    weather = models.CharField(max_length=20, choices=Weather, null=True, blank=True)
+    track_condition = models.CharField(
+        max_length=20, choices=TrackCondition, null=True, blank=True
+    )
+    race_datetime = models.DateTimeField(
+        "start time", null=True, blank=True, help_text="Scheduled start, in the venue's time zone."
+    )
+
+    class Meta:
+        ordering = ["meeting__date", "meeting__code", "race_number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["meeting", "race_number"], name="race_number_unique_in_meeting"
+            ),
+            models.CheckConstraint(condition=Q(race_number__gte=1), name="race_number_positive"),
+            models.CheckConstraint(condition=Q(distance_m__gt=0), name="race_distance_positive"),
+        ]
+
+    def __str__(self) -> str:
+        label = f"{self.meeting.venue or self.meeting.code} R{self.race_number}"
+        if self.name:
+            label += f" {self.name}"
+        return f"{label} ({self.distance_m} m)"
+
+
+class Horse(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Driver(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Trainer(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Starter(models.Model):
+    """A horse entered in a race, with its driver, trainer and starting position."""
+
+    race = models.ForeignKey(Race, on_delete=models.CASCADE, related_name="starters")
+    horse = models.ForeignKey(Horse, on_delete=models.PROTECT, related_name="starts")
+    driver = models.ForeignKey(
+        Driver, on_delete=models.SET_NULL, null=True, blank=True, related_name="drives"
+    )
+    trainer = models.ForeignKey(
+        Trainer, on_delete=models.SET_NULL, null=True, blank=True, related_name="starters"
+    )
+    runner_number = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Saddlecloth number."
+    )
+    barrier = models.PositiveSmallIntegerField(null=True, blank=True)
+    handicap_m = models.PositiveSmallIntegerField(
+        "handicap (m)",
+        null=True,
+        blank=True,
+        help_text="Metres behind the front line in a standing start; empty for mobile starts.",
+    )
+    placing = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="Final placing, 1 = winner. Dead heats share a placing.",
+    )
+    did_not_finish = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["race", models.F("runner_number").asc(nulls_last=True), "pk"]
+        # unique_together rather than UniqueConstraint: admin inline forms exclude the race
+        # foreign key from constraint validation, so only unique_together turns a duplicate
+        # entered in the race's starters inline into a form error instead of a database error.
+        unique_together = [("race", "horse"), ("race", "runner_number")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(placing__isnull=True) | Q(placing__gte=1), name="starter_placing_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(handicap_m__isnull=True) | Q(handicap_m__gte=0),
+                name="starter_handicap_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(barrier__isnull=True) | Q(barrier__gte=1), name="starter_barrier_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(runner_number__isnull=True) | Q(runner_number__gte=1),
+                name="starter_runner_number_positive",
+            ),
+            # A horse that did not finish has no placing; the two fields must never disagree.
+            models.CheckConstraint(
+                condition=Q(did_not_finish=False) | Q(placing__isnull=True),
+                name="starter_dnf_has_no_placing",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        number = f"#{self.runner_number} " if self.runner_number is not None else ""
+        return f"{number}{self.horse.name}"

@@ -1,0 +1,134 @@
+"""Reads of the racing domain, shaped for the live protocol and the API alike."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TypedDict
+
+from django.db.models import F, Prefetch
+
+from races.models import Meeting, Race, Starter
+
+
+class RaceCardRace(TypedDict):
+    id: int
+    meeting_id: str
+    race_number: int
+    distance_m: int
+    start_type: str | None
+    gait: str | None
+    weather: str | None
+    track_condition: str | None
+    race_datetime: dt.datetime | None
+    venue: str | None
+    meeting_date: dt.date | None
+
+
+class RaceCardStarter(TypedDict):
+    id: int
+    horse_id: int
+    horse_name: str | None
+    driver_id: int | None
+    driver_name: str | None
+    trainer_id: int | None
+    trainer_name: str | None
+    runner_number: int | None
+    barrier: int | None
+    handicap_m: int | None
+    placing: int | None
+    did_not_finish: bool
+
+
+class RaceCard(TypedDict):
+    race: RaceCardRace
+    starters: list[RaceCardStarter]
+
+
+_RACE_FIELDS = (
+    "id",
+    "race_number",
+    "distance_m",
+    "start_type",
+    "gait",
+    "weather",
+    "track_condition",
+    "race_datetime",
+)
+
+_STARTER_FIELDS = (
+    "id",
+    "horse_id",
+    "driver_id",
+    "trainer_id",
+    "runner_number",
+    "barrier",
+    "handicap_m",
+    "placing",
+    "did_not_finish",
+)
+
+
+def race_card_get(*, race_id: int) -> RaceCard | None:
+    """
+    Return the race with its meeting and starters (in runner-number order), or None.
+
+    Always two queries, whatever the number of starters: values() rows, no model instances,
+    because this runs on every WebSocket connect.
+    """
+    race_row = (
+        Race.objects.filter(pk=race_id)
+        .values(*_RACE_FIELDS, code=F("meeting__code"), venue=F("meeting__venue"), date=F("meeting__date"))
+        .first()
+    )
+    if race_row is None:
+        return None
+    race: RaceCardRace = {
+        "id": race_row["id"],
+        "meeting_id": race_row["code"],
+        "race_number": race_row["race_number"],
+        "distance_m": race_row["distance_m"],
+        "start_type": race_row["start_type"],
+        "gait": race_row["gait"],
+        "weather": race_row["weather"],
+        "track_condition": race_row["track_condition"],
+        "race_datetime": race_row["race_datetime"],
+        "venue": race_row["venue"],
+        "meeting_date": race_row["date"],
+    }
+    starter_rows = (
+        Starter.objects.filter(race_id=race_id)
+        .order_by(F("runner_number").asc(nulls_last=True), "pk")
+        .values(
+            *_STARTER_FIELDS,
+            horse_name=F("horse__name"),
+            driver_name=F("driver__name"),
+            trainer_name=F("trainer__name"),
+        )
+    )
+    starters: list[RaceCardStarter] = [
+        {
+            "id": row["id"],
+            "horse_id": row["horse_id"],
+            "horse_name": row["horse_name"],
+            "driver_id": row["driver_id"],
+            "driver_name": row["driver_name"],
+            "trainer_id": row["trainer_id"],
+            "trainer_name": row["trainer_name"],
+            "runner_number": row["runner_number"],
+            "barrier": row["barrier"],
+            "handicap_m": row["handicap_m"],
+            "placing": row["placing"],
+            "did_not_finish": row["did_not_finish"],
+        }
+        for row in starter_rows
+    ]
+    return {"race": race, "starters": starters}
+
+
+def meeting_list_with_races() -> list[Meeting]:
+    """Return every meeting, oldest first, with its races prefetched (two queries)."""
+    return list(
+        Meeting.objects.order_by("date", "code").prefetch_related(
+            Prefetch("races", queryset=Race.objects.order_by("race_number"))
+        )
+    )

@@ -1,0 +1,30 @@
+"""ASGI entry point: Django for HTTP, the live race protocol for WebSockets."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "racing.settings")
+# Set up Django before importing consumers, which import models.
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+from live import daphne_fixes  # noqa: E402
+from live.routing import websocket_urlpatterns  # noqa: E402
+from live.security import BrowserOriginValidator  # noqa: E402
+
+daphne_fixes.install()
+
+if settings.DEBUG:
+    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+
+    django_asgi_app = ASGIStaticFilesHandler(django_asgi_app)
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": BrowserOriginValidator(URLRouter(websocket_urlpatterns)),
+    }
+)

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+from channels.layers import channel_layers
+from django.conf import settings
+
+from tests.servers import ServerDatabase, prepare_server_database, start_daphne
+
+
+def require_service(available: bool, reason: str) -> None:
+    """Skip a test whose service is missing, or fail it when REQUIRE_SERVICES=1 (as in CI)."""
+    if available:
+        return
+    if os.environ.get("REQUIRE_SERVICES") == "1":
+        pytest.fail(f"REQUIRE_SERVICES=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The Redis the channel layer uses; the test is skipped (or failed in CI) without it."""
+    require_service(bool(settings.REDIS_URL), "REDIS_URL is not set: this test needs Redis")
+    return settings.REDIS_URL
+
+
+@pytest.fixture(autouse=True)
+def fresh_channel_layer():
+    """Give each test its own channel layer instance, bound to the test's own event loop."""
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+@pytest.fixture(scope="session")
+def server_database(tmp_path_factory) -> ServerDatabase:
+    """A migrated database holding the fixture race day, for server processes to share."""
+    database = prepare_server_database(tmp_path_factory.mktemp("server-db"))
+    yield database
+    database.drop()
+
+
+@pytest.fixture(scope="session")
+def daphne_server(server_database, tmp_path_factory):
+    """A real Daphne serving the project, started as `make run` starts it."""
+    server = start_daphne(server_database, log_dir=tmp_path_factory.mktemp("daphne"))
+    yield server
+    server.stop()
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Delete the Redis keys this run created (its own prefix only; nothing else is touched)."""
+    if not settings.REDIS_URL:
+        return
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"{settings.CHANNEL_LAYER_PREFIX}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    except redis.RedisError:
+        pass
+    finally:
+        client.close()

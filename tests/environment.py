@@ -1,0 +1,11 @@
+"""
+Environment for a test run, loaded as a pytest plugin (``-p tests.environment``) so that it is
+in place before pytest-django reads ``racing.settings``.
+"""
+
+import os
+import uuid
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
+# Redis keys of this run carry their own prefix: tests on a shared Redis touch nothing else.
+os.environ.setdefault("CHANNEL_LAYER_PREFIX", f"racing-test-{uuid.uuid4().hex[:12]}")

@@ -1,0 +1,129 @@
+"""Real server processes for end-to-end tests: a database they share and Daphne on a free port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+FIXTURE = REPO_DIR / "fixtures" / "race_day.json"
+STARTUP_TIMEOUT_S = 30
+
+
+@dataclass
+class ServerDatabase:
+    url: str
+    admin_url: str | None = None  # set for PostgreSQL, whose test database is dropped afterwards
+
+    def drop(self) -> None:
+        if self.admin_url is None:
+            return
+        import psycopg
+
+        name = urlsplit(self.url).path.lstrip("/")
+        with psycopg.connect(self.admin_url, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def server_environment(database: ServerDatabase, **overrides: str) -> dict[str, str]:
+    """Return the environment of a server process: this run's settings, that database."""
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "racing.settings",
+        "DATABASE_URL": database.url,
+        "DEBUG": "0",
+        "PYTHONUNBUFFERED": "1",
+    }
+    environment.update(overrides)
+    return environment
+
+
+def prepare_server_database(directory: Path) -> ServerDatabase:
+    """Create a database for server processes (PostgreSQL if DATABASE_URL says so), migrated
+    and loaded with the fixture race day, as `make run` does."""
+    base_url = os.environ.get("DATABASE_URL", "")
+    if base_url.startswith(("postgres://", "postgresql://")):
+        import psycopg
+
+        name = f"racing_e2e_{uuid.uuid4().hex[:10]}"
+        parts = urlsplit(base_url)
+        with psycopg.connect(base_url, autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        database = ServerDatabase(url=urlunsplit(parts._replace(path=f"/{name}")), admin_url=base_url)
+    else:
+        database = ServerDatabase(url=f"sqlite:///{directory / 'server.sqlite3'}")
+    environment = server_environment(database)
+    for command in (["migrate", "--noinput", "-v0"], ["loaddata", str(FIXTURE), "-v0"]):
+        subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=REPO_DIR,
+            env=environment,
+            check=True,
+            timeout=120,
+        )
+    return database
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class DaphneServer:
+    process: subprocess.Popen
+    port: int
+    log_path: Path
+    database: ServerDatabase
+
+    def ws_url(self, path: str) -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def http_url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_daphne(database: ServerDatabase, *, log_dir: Path, **environment: str) -> DaphneServer:
+    """Start ``python -m racing.server`` (what `make run` runs) and wait until it accepts."""
+    port = free_port()
+    log_path = log_dir / f"daphne-{port}.log"
+    log_file = log_path.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "racing.server", "--bind", "127.0.0.1", "--port", str(port)],
+        cwd=REPO_DIR,
+        env=server_environment(database, **environment),
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+    server = DaphneServer(process=process, port=port, log_path=log_path, database=database)
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"Daphne exited with {process.returncode}:\n{server.log()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return server
+        except OSError:
+            time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"Daphne did not listen on {port} within {STARTUP_TIMEOUT_S} s:\n{server.log()}")

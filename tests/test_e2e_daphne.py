@@ -1,0 +1,166 @@
+"""End to end: a real Daphne (started as `make run` starts it) and real clients on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tests.conftest import require_service
+from tests.servers import REPO_DIR, server_environment
+from tests.spec import assert_valid, spec_example
+
+pytestmark = pytest.mark.e2e
+
+FIXTURE_RACE_ID = 1  # Addington race 1 in fixtures/race_day.json
+
+
+async def test_connect_gets_initial_state_and_subscribe_gets_subscribed(daphne_server):
+    async with websockets.connect(daphne_server.ws_url(f"/ws/races/{FIXTURE_RACE_ID}")) as ws:
+        initial = assert_valid(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+        await ws.send(json.dumps({"type": "subscribe", "race_id": FIXTURE_RACE_ID}))
+        subscribed = assert_valid(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+
+    assert initial["type"] == "initial_state"
+    assert initial["data"]["race"]["meeting_id"] == "NZ_20261204_ADD"
+    assert initial["data"]["starter_count"] == len(initial["data"]["starters"]) >= 8
+    assert subscribed == {"type": "subscribed", "race_id": FIXTURE_RACE_ID}
+
+
+@pytest.mark.parametrize("race_path", ["999999", "not-a-race"])
+async def test_a_missing_race_is_closed_with_4004_and_its_reason_reaches_the_client(daphne_server, race_path):
+    async with websockets.connect(daphne_server.ws_url(f"/ws/races/{race_path}")) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 5)
+
+    assert closed.value.rcvd.code == 4004
+    assert closed.value.rcvd.reason.startswith("Race not found")
+
+
+async def test_garbage_gets_an_error_and_the_socket_stays_open(daphne_server):
+    async with websockets.connect(daphne_server.ws_url(f"/ws/races/{FIXTURE_RACE_ID}")) as ws:
+        await ws.recv()  # initial_state
+        await ws.send("garbage{")
+        error = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        await ws.send(b"\x00\x01binary")
+        binary_error = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        await ws.send(json.dumps({"type": "subscribe", "race_id": FIXTURE_RACE_ID}))
+        subscribed = json.loads(await asyncio.wait_for(ws.recv(), 5))
+
+    assert error == {"type": "error", "code": 4400, "message": "invalid JSON"}
+    assert binary_error["code"] == 4400
+    assert subscribed["type"] == "subscribed"
+
+
+async def test_a_frame_over_64_kib_is_closed_with_1009(daphne_server):
+    async with websockets.connect(
+        daphne_server.ws_url(f"/ws/races/{FIXTURE_RACE_ID}"), max_size=None
+    ) as ws:
+        await ws.recv()
+        await ws.send("x" * (64 * 1024 + 1))
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 5)
+
+    assert closed.value.rcvd.code == 1009
+
+
+async def test_a_browser_from_another_site_is_refused(daphne_server):
+    with pytest.raises(InvalidStatus) as refused:
+        await websockets.connect(
+            daphne_server.ws_url(f"/ws/races/{FIXTURE_RACE_ID}"), origin="https://evil.example"
+        )
+
+    assert refused.value.response.status_code == 403
+
+
+async def test_a_browser_from_an_allowed_host_is_served(daphne_server):
+    url = daphne_server.ws_url(f"/ws/races/{FIXTURE_RACE_ID}")
+    async with websockets.connect(url, origin=f"http://127.0.0.1:{daphne_server.port}") as ws:
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "initial_state"
+
+
+def _run_until(
+    command: list[str], *, expect_lines: int, prefixes: tuple[str, ...] = ("",), timeout_s: float = 20
+) -> list[str]:
+    """Run a client that never exits on its own; return its first lines of output that start
+    with one of ``prefixes``, then stop it."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    try:
+        while len(lines) < expect_lines:
+            line = process.stdout.readline()
+            if not line:
+                break
+            if line.startswith(prefixes):
+                lines.append(line.rstrip("\n"))
+        return lines
+    finally:
+        process.kill()
+        _, stderr = process.communicate(timeout=timeout_s)
+        if len(lines) < expect_lines:
+            pytest.fail(f"client printed {lines!r} then stopped; stderr:\n{stderr}")
+
+
+def test_the_specs_python_example_prints_initial_state_then_subscribed(daphne_server):
+    example = spec_example("python").replace("localhost:8000", f"localhost:{daphne_server.port}")
+    example = example.replace("12345", str(FIXTURE_RACE_ID))
+
+    lines = _run_until([sys.executable, "-u", "-c", example], expect_lines=2)
+
+    assert lines[0].startswith("[initial_state] {'type': 'initial_state'")
+    assert lines[1] == f"[subscribed] {{'type': 'subscribed', 'race_id': {FIXTURE_RACE_ID}}}"
+
+
+def test_the_specs_javascript_example_connects_and_is_subscribed(daphne_server):
+    node = shutil.which("node")
+    require_service(node is not None, "Node.js is not installed: the spec's JavaScript example needs it")
+    version = subprocess.run([node, "--version"], capture_output=True, text=True).stdout
+    example = spec_example("js").replace("localhost:8000", f"localhost:{daphne_server.port}")
+    example = example.replace("12345", str(FIXTURE_RACE_ID))
+    # Node 20 has the browser WebSocket behind a flag; from Node 22 it is global.
+    flags = ["--experimental-websocket"] if version.startswith("v20.") or version.startswith("v21.") else []
+
+    # console.log prints a message object over several lines; keep the first line of each.
+    lines = _run_until([node, *flags, "-e", example], expect_lines=3, prefixes=("Connected", "Received:"))
+
+    assert lines[0] == "Connected"
+    assert lines[1].startswith("Received: initial_state")
+    assert lines[2].startswith("Received: subscribed")
+
+
+def test_a_message_published_from_another_process_reaches_a_client(daphne_server, redis_url):
+    async def listen_while_publishing() -> list[dict]:
+        url = daphne_server.ws_url(f"/ws/races/{FIXTURE_RACE_ID}")
+        async with websockets.connect(url) as ws:
+            initial = json.loads(await ws.recv())
+            horse_ids = [s["horse_id"] for s in initial["data"]["starters"]]
+            publisher = textwrap.dedent(
+                f"""
+                from live.broadcasting import publish_odds_update_sync
+                from live.messages import HorseOdds
+                publish_odds_update_sync(
+                    race_id={FIXTURE_RACE_ID},
+                    odds=[HorseOdds(horse_id=h, odds=4.2) for h in {horse_ids!r}],
+                )
+                """
+            )
+            env = server_environment(daphne_server.database)
+            await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "manage.py", "shell", "-c", publisher],
+                cwd=REPO_DIR, env=env, check=True, timeout=60,
+            )  # fmt: skip
+            return [json.loads(await asyncio.wait_for(ws.recv(), 10))]
+
+    [update] = asyncio.run(listen_while_publishing())
+
+    assert_valid(update)
+    assert update["type"] == "odds_update"
+    assert {o["odds"] for o in update["odds"]} == {4.2}

@@ -1,0 +1,335 @@
+"""The /ws/races/{race_id} protocol, consumer side, checked message by message against the spec."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.db import connections
+from django.test.utils import CaptureQueriesContext
+
+from live import broadcasting, messages
+from live.broadcasting import publish_odds_update, publish_result_update, race_group_name
+from live.messages import HorseOdds, HorseResult
+from racing.asgi import application
+from races.models import Race, Starter
+from tests import factories
+from tests.spec import assert_valid
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+RACE_FIELDS = {
+    "id", "meeting_id", "race_number", "distance_m", "start_type", "gait", "weather",
+    "track_condition", "race_datetime", "venue", "meeting_date",
+}  # fmt: skip
+STARTER_FIELDS = {
+    "id", "horse_id", "horse_name", "driver_id", "driver_name", "trainer_id", "trainer_name",
+    "runner_number", "barrier", "handicap_m", "placing", "did_not_finish",
+}  # fmt: skip
+
+
+@pytest.fixture
+def race() -> Race:
+    return factories.race_create(starter_count=8)
+
+
+async def connect(path: str) -> tuple[WebsocketCommunicator, dict]:
+    """Connect and return the communicator with the first message it received."""
+    communicator = WebsocketCommunicator(application, path)
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator, await communicator.receive_json_from(timeout=5)
+
+
+async def group_members(race_id: int) -> int:
+    layer = get_channel_layer()
+    group = race_group_name(race_id)
+    if hasattr(layer, "groups"):  # in-memory layer
+        return len(layer.groups.get(group, {}))
+    connection = layer.connection(layer.consistent_hash(group))
+    return await connection.zcard(layer._group_key(group))
+
+
+async def test_connect_sends_initial_state_with_race_and_starters(race):
+    communicator, message = await connect(f"/ws/races/{race.pk}")
+
+    assert_valid(message)
+    assert message["type"] == "initial_state"
+    assert message["race_id"] == race.pk
+    data = message["data"]
+    assert set(data["race"]) == RACE_FIELDS
+    assert data["race"]["id"] == race.pk
+    assert data["race"]["meeting_id"] == race.meeting.code
+    assert data["race"]["venue"] == "Addington"
+    assert data["race"]["meeting_date"] == "2026-12-04"
+    assert data["race"]["distance_m"] == 1980
+    assert data["starter_count"] == 8 == len(data["starters"])
+    assert all(set(starter) == STARTER_FIELDS for starter in data["starters"])
+    assert [s["runner_number"] for s in data["starters"]] == list(range(1, 9))
+    await communicator.disconnect()
+
+
+async def test_race_datetime_is_local_time_with_offset_as_in_the_spec(race):
+    communicator, message = await connect(f"/ws/races/{race.pk}")
+
+    # 06:30 UTC on 4 December is 19:30 in New Zealand daylight time.
+    assert message["data"]["race"]["race_datetime"] == "2026-12-04T19:30:00+13:00"
+    await communicator.disconnect()
+
+
+async def test_starters_come_in_runner_number_order_with_unnumbered_last():
+    race = await database_sync_to_async(factories.race_create)(starter_count=0)
+    for number in (5, None, 1, 12, 3):
+        await database_sync_to_async(factories.starter_create)(race=race, runner_number=number)
+
+    communicator, message = await connect(f"/ws/races/{race.pk}")
+
+    assert [s["runner_number"] for s in message["data"]["starters"]] == [1, 3, 5, 12, None]
+    await communicator.disconnect()
+
+
+async def test_nullable_fields_are_sent_as_null():
+    race = await database_sync_to_async(factories.race_create)(
+        starter_count=1, start_type=None, gait=None, weather=None, track_condition=None,
+        race_datetime=None,
+    )  # fmt: skip
+    await database_sync_to_async(
+        lambda: Starter.objects.filter(race=race).update(driver=None, trainer=None, barrier=None)
+    )()
+
+    communicator, message = await connect(f"/ws/races/{race.pk}")
+
+    assert_valid(message)
+    race_data, starter = message["data"]["race"], message["data"]["starters"][0]
+    assert race_data["start_type"] is race_data["gait"] is race_data["race_datetime"] is None
+    assert starter["driver_id"] is starter["driver_name"] is starter["barrier"] is None
+    assert starter["trainer_id"] is starter["trainer_name"] is starter["handicap_m"] is None
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize("starter_count", [1, 14])
+async def test_connect_runs_two_queries_whatever_the_number_of_starters(starter_count):
+    race = await database_sync_to_async(factories.race_create)(starter_count=starter_count)
+    # Consumers reach the database from one thread-sensitive worker; capture queries there.
+    queries = await database_sync_to_async(lambda: CaptureQueriesContext(connections["default"]))()
+    await database_sync_to_async(queries.__enter__)()
+    try:
+        communicator, message = await connect(f"/ws/races/{race.pk}")
+    finally:
+        await database_sync_to_async(queries.__exit__)(None, None, None)
+
+    assert message["data"]["starter_count"] == starter_count
+    assert len(queries.captured_queries) == 2, [q["sql"] for q in queries.captured_queries]
+    await communicator.disconnect()
+
+
+async def test_subscribe_is_confirmed_with_subscribed(race):
+    communicator, _ = await connect(f"/ws/races/{race.pk}")
+
+    await communicator.send_json_to({"type": "subscribe", "race_id": race.pk})
+
+    assert assert_valid(await communicator.receive_json_from()) == {
+        "type": "subscribed",
+        "race_id": race.pk,
+    }
+    await communicator.disconnect()
+
+
+async def test_subscribing_to_another_race_is_an_error(race):
+    communicator, _ = await connect(f"/ws/races/{race.pk}")
+
+    await communicator.send_json_to({"type": "subscribe", "race_id": race.pk + 1000})
+
+    error = await communicator.receive_json_from()
+    assert error["type"] == "error" and error["code"] == 4400
+    assert f"/ws/races/{race.pk + 1000}" in error["message"]
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize("path", ["/ws/races/999999", "/ws/races/abc", "/ws/races/-1", "/ws/races/1.5"])
+async def test_unknown_or_malformed_race_closes_with_4004_and_a_reason(path):
+    communicator = WebsocketCommunicator(application, path)
+    connected, _ = await communicator.connect()
+
+    # Accepted first, so a real client sees the close code instead of an HTTP 403.
+    assert connected
+    closing = await communicator.receive_output(timeout=5)
+    assert closing["type"] == "websocket.close"
+    assert closing["code"] == 4004
+    assert closing["reason"].startswith("Race not found")
+    await communicator.wait()
+
+
+BAD_FRAMES = {
+    "invalid JSON": ("{not json", "invalid JSON"),
+    "JSON array": ("[1, 2]", "JSON object"),
+    "JSON string": ('"subscribe"', "JSON object"),
+    "JSON null": ("null", "JSON object"),
+    "missing type": ('{"race_id": 1}', "type: This field is required."),
+    "unknown type": ('{"type": "unsubscribe", "race_id": 1}', 'unknown message type "unsubscribe"'),
+    "type not a string": ('{"type": 7, "race_id": 1}', "unknown message type"),
+    "race_id a string": ('{"type": "subscribe", "race_id": "1"}', "race_id: must be an integer."),
+    "race_id a float": ('{"type": "subscribe", "race_id": 1.5}', "race_id: must be an integer."),
+    "race_id a boolean": ('{"type": "subscribe", "race_id": true}', "race_id: must be an integer."),
+    "race_id missing": ('{"type": "subscribe"}', "race_id: This field is required."),
+    "deep nesting": ("[" * 30_000 + "]" * 30_000, "invalid JSON"),
+    "a 5,000-digit number": ('{"type": "subscribe", "race_id": ' + "9" * 5000 + "}", "invalid JSON"),
+}
+
+
+@pytest.mark.parametrize("frame, expected", BAD_FRAMES.values(), ids=BAD_FRAMES.keys())
+async def test_bad_input_gets_an_error_and_the_connection_stays_open(race, frame, expected):
+    communicator, _ = await connect(f"/ws/races/{race.pk}")
+
+    await communicator.send_to(text_data=frame)
+
+    error = await communicator.receive_json_from()
+    assert error == {"type": "error", "code": 4400, "message": error["message"]}
+    assert expected in error["message"]
+    await communicator.send_json_to({"type": "subscribe", "race_id": race.pk})
+    assert (await communicator.receive_json_from())["type"] == "subscribed"
+    await communicator.disconnect()
+
+
+async def test_a_binary_frame_gets_an_error_and_the_connection_stays_open(race):
+    communicator, _ = await connect(f"/ws/races/{race.pk}")
+
+    await communicator.send_to(bytes_data=b'{"type": "subscribe"}')
+
+    error = await communicator.receive_json_from()
+    assert error["code"] == 4400 and "binary" in error["message"]
+    await communicator.send_json_to({"type": "subscribe", "race_id": race.pk})
+    assert (await communicator.receive_json_from())["type"] == "subscribed"
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize("size_bytes, closes", [(64 * 1024, False), (64 * 1024 + 1, True)])
+async def test_a_frame_over_64_kib_closes_with_1009(race, size_bytes, closes):
+    communicator, _ = await connect(f"/ws/races/{race.pk}")
+    head, tail = f'{{"type":"subscribe","race_id":{race.pk},"pad":"', '"}'
+    frame = head + "x" * (size_bytes - len(head) - len(tail)) + tail
+    assert len(frame.encode()) == size_bytes
+
+    await communicator.send_to(text_data=frame)
+
+    reply = await communicator.receive_output(timeout=5)
+    if closes:
+        assert reply["type"] == "websocket.close" and reply["code"] == 1009
+        assert "65536 bytes" in reply["reason"]
+    else:
+        assert json.loads(reply["text"])["type"] == "subscribed"
+    await communicator.disconnect()
+
+
+async def test_multibyte_text_is_measured_in_utf8_bytes(race):
+    communicator, _ = await connect(f"/ws/races/{race.pk}")
+
+    await communicator.send_to(text_data="€" * 30_000)  # 30,000 characters, 90,000 bytes
+
+    reply = await communicator.receive_output(timeout=5)
+    assert reply["type"] == "websocket.close" and reply["code"] == 1009
+    await communicator.disconnect()
+
+
+async def test_odds_and_results_reach_every_client_of_the_race_only(race):
+    other_race = await database_sync_to_async(factories.race_create)(starter_count=2)
+    first, _ = await connect(f"/ws/races/{race.pk}")
+    second, _ = await connect(f"/ws/races/{race.pk}")
+    bystander, _ = await connect(f"/ws/races/{other_race.pk}")
+    horse_ids = await database_sync_to_async(
+        lambda: list(race.starters.values_list("horse_id", flat=True))
+    )()
+
+    await publish_odds_update(
+        race_id=race.pk, odds=[HorseOdds(horse_id=h, odds=2.5 + i) for i, h in enumerate(horse_ids)]
+    )
+    await publish_result_update(
+        race_id=race.pk,
+        results=[HorseResult(horse_id=h, placing=i + 1, finished=True) for i, h in enumerate(horse_ids[:-1])]
+        + [HorseResult(horse_id=horse_ids[-1], placing=None, finished=False)],
+    )
+
+    for communicator in (first, second):
+        odds = assert_valid(await communicator.receive_json_from())
+        result = assert_valid(await communicator.receive_json_from())
+        assert odds["type"] == "odds_update" and odds["race_id"] == race.pk
+        assert [o["horse_id"] for o in odds["odds"]] == horse_ids
+        assert result["type"] == "result_update"
+        assert result["results"][-1] == {"horse_id": horse_ids[-1], "placing": None, "finished": False}
+    assert await bystander.receive_nothing(timeout=0.2)
+    for communicator in (first, second, bystander):
+        await communicator.disconnect()
+
+
+async def test_a_broadcast_is_encoded_once_however_many_clients(race, monkeypatch):
+    clients = [(await connect(f"/ws/races/{race.pk}"))[0] for _ in range(3)]
+    encodes = []
+    real_encode = broadcasting.encode
+    monkeypatch.setattr(broadcasting, "encode", lambda m: encodes.append(m) or real_encode(m))
+
+    await publish_odds_update(race_id=race.pk, odds=[HorseOdds(horse_id=1, odds=3.0)])
+
+    frames = [await c.receive_from() for c in clients]
+    assert len(encodes) == 1
+    assert len(set(frames)) == 1
+    for communicator in clients:
+        await communicator.disconnect()
+
+
+async def test_timestamps_are_utc_iso_8601_with_microseconds(race):
+    communicator, _ = await connect(f"/ws/races/{race.pk}")
+    moment = dt.datetime(2026, 12, 4, 19, 35, 22, tzinfo=dt.timezone(dt.timedelta(hours=13)))
+
+    await publish_odds_update(race_id=race.pk, odds=[], timestamp=moment)
+
+    assert (await communicator.receive_json_from())["timestamp"] == "2026-12-04T06:35:22.000000+00:00"
+    await communicator.disconnect()
+
+
+async def test_an_unexpected_error_closes_1011_with_a_reason_and_others_carry_on(race, monkeypatch, caplog):
+    bystander, _ = await connect(f"/ws/races/{race.pk}")
+
+    def explode(*, race_id):
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr("live.consumers.race_card_get", explode)
+    victim = WebsocketCommunicator(application, f"/ws/races/{race.pk}")
+    with caplog.at_level(logging.ERROR, logger="live.consumers"):
+        connected, _ = await victim.connect()
+        closing = await victim.receive_output(timeout=5)
+
+    assert connected
+    assert closing == {"type": "websocket.close", "code": 1011, "reason": "Internal server error"}
+    assert "database on fire" in caplog.text and "Traceback" in caplog.text
+    await victim.wait()
+    monkeypatch.undo()
+    await publish_odds_update(race_id=race.pk, odds=[HorseOdds(horse_id=1, odds=3.0)])
+    assert (await bystander.receive_json_from())["type"] == "odds_update"
+    await bystander.disconnect()
+
+
+async def test_disconnecting_leaves_the_race_group_empty(race):
+    first, _ = await connect(f"/ws/races/{race.pk}")
+    second, _ = await connect(f"/ws/races/{race.pk}")
+    assert await group_members(race.pk) == 2
+
+    await first.disconnect()
+    await second.disconnect()
+
+    assert await group_members(race.pk) == 0
+
+
+def test_messages_module_builds_every_server_message_type():
+    built = {
+        messages.SubscribedMessage.type,
+        messages.InitialStateMessage.type,
+        messages.OddsUpdateMessage.type,
+        messages.ResultUpdateMessage.type,
+        messages.ErrorMessage.type,
+    }
+    assert built == {"subscribed", "initial_state", "odds_update", "result_update", "error"}
