@@ -19,6 +19,7 @@ from live.messages import (
     OddsUpdateMessage,
     ResultUpdateMessage,
     encode,
+    utc_timestamp,
 )
 
 # Group event types; RaceConsumer has one handler per type (odds_update, result_update).
@@ -42,7 +43,7 @@ async def publish_odds_update(
     message = OddsUpdateMessage(
         race_id=race_id, timestamp=timestamp or timezone.now(), odds=tuple(odds)
     )
-    await _group_send(race_id, EVENT_ODDS_UPDATE, encode(message), channel_layer)
+    await _group_send(race_id, EVENT_ODDS_UPDATE, message, channel_layer)
     return message
 
 
@@ -57,7 +58,7 @@ async def publish_result_update(
     message = ResultUpdateMessage(
         race_id=race_id, timestamp=timestamp or timezone.now(), results=tuple(results)
     )
-    await _group_send(race_id, EVENT_RESULT_UPDATE, encode(message), channel_layer)
+    await _group_send(race_id, EVENT_RESULT_UPDATE, message, channel_layer)
     return message
 
 
@@ -66,8 +67,14 @@ publish_result_update_sync = async_to_sync(publish_result_update)
 
 
 async def _group_send(
-    race_id: int, event_type: str, text: str, channel_layer: BaseChannelLayer | None
+    race_id: int,
+    event_type: str,
+    message: OddsUpdateMessage | ResultUpdateMessage,
+    channel_layer: BaseChannelLayer | None,
 ) -> None:
     layer = channel_layer or get_channel_layer()
-    # The frame is encoded here, once; each client's handler only writes the text out.
-    await layer.group_send(race_group_name(race_id), {"type": event_type, "text": text})
+    # The frame is encoded here, once; each client's handler only writes the text out. The
+    # timestamp rides along so that a client who was just sent this update from the database
+    # (on connect) can tell it apart from a newer one.
+    event = {"type": event_type, "text": encode(message), "timestamp": utc_timestamp(message.timestamp)}
+    await layer.group_send(race_group_name(race_id), event)

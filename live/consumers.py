@@ -18,11 +18,17 @@ from live.messages import (
     CLOSE_RACE_NOT_FOUND,
     ErrorMessage,
     InitialStateMessage,
+    OddsUpdateMessage,
+    ResultUpdateMessage,
     ServerMessage,
     SubscribedMessage,
     WSMessage,
     encode,
+    odds_update_from_snapshot,
+    result_update_from_starters,
+    utc_timestamp,
 )
+from live.supervisor import simulation_supervisor
 from races.selectors import RaceCard, race_card_get
 
 logger = logging.getLogger(__name__)
@@ -45,6 +51,9 @@ class RaceConsumer(AsyncWebsocketConsumer):
     race_id: int | None = None
     group_name: str | None = None
     accepted: bool = False
+    watching: bool = False  # counted as a viewer by the simulation supervisor
+    # The newest update this client has been sent; group events up to it are duplicates.
+    sent_up_to: str = ""
 
     # --- Connection ---------------------------------------------------------------------------
 
@@ -54,16 +63,42 @@ class RaceConsumer(AsyncWebsocketConsumer):
         if race_id is None:
             await self.reject(CLOSE_RACE_NOT_FOUND, f"Race not found: {raw_race_id!r} is not a race id")
             return
+        # Join before reading the race, so that no update published meanwhile is missed: it
+        # waits in this channel until connect returns, and is skipped if the read already had it.
+        self.group_name = race_group_name(race_id)
+        await self.channel_layer.group_add(self.group_name, self.channel_name)
         card = await _race_card(race_id)
         if card is None:
+            await self.channel_layer.group_discard(self.group_name, self.channel_name)
+            self.group_name = None
             await self.reject(CLOSE_RACE_NOT_FOUND, f"Race not found: no race with id {race_id}")
             return
         self.race_id = race_id
-        # Join before sending the state, so no update published in between is missed.
-        self.group_name = race_group_name(race_id)
-        await self.channel_layer.group_add(self.group_name, self.channel_name)
         await self.accept()
         await self.send_message(InitialStateMessage(race_id=race_id, card=card))
+        await self.send_market_so_far(card)
+
+    async def send_market_so_far(self, card: RaceCard) -> None:
+        """Send a joining client the result if declared, else the latest odds, at once."""
+        market = card["market"]
+        if market["result_declared_at"] is not None:
+            await self.send_update(
+                result_update_from_starters(
+                    race_id=self.race_id,
+                    starters=card["starters"],
+                    declared_at=market["result_declared_at"],
+                )
+            )
+            return
+        if market["latest_odds"] is not None:
+            await self.send_update(
+                odds_update_from_snapshot(
+                    race_id=self.race_id, odds=market["latest_odds"], taken_at=market["latest_odds_at"]
+                )
+            )
+        if settings.SIMULATION_ENABLED:
+            simulation_supervisor().viewer_joined(self.race_id)
+            self.watching = True
 
     async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
         await super().accept(subprotocol, headers)
@@ -76,6 +111,9 @@ class RaceConsumer(AsyncWebsocketConsumer):
         await self.close(code=code, reason=reason)
 
     async def disconnect(self, code: int) -> None:
+        if self.watching:
+            simulation_supervisor().viewer_left(self.race_id)
+            self.watching = False
         if self.group_name is not None:
             await self.channel_layer.group_discard(self.group_name, self.channel_name)
             self.group_name = None
@@ -118,15 +156,26 @@ class RaceConsumer(AsyncWebsocketConsumer):
     # --- Group events: one handler per server message type -----------------------------------
 
     async def odds_update(self, event: dict[str, Any]) -> None:
-        await self.send(text_data=event["text"])
+        await self.forward(event)
 
     async def result_update(self, event: dict[str, Any]) -> None:
+        await self.forward(event)
+
+    async def forward(self, event: dict[str, Any]) -> None:
+        # UTC ISO 8601 timestamps of one format compare in time order as strings.
+        if event["timestamp"] <= self.sent_up_to:
+            return
+        self.sent_up_to = event["timestamp"]
         await self.send(text_data=event["text"])
 
     # --- Sending and failing ------------------------------------------------------------------
 
     async def send_message(self, message: ServerMessage) -> None:
         await self.send(text_data=encode(message))
+
+    async def send_update(self, message: OddsUpdateMessage | ResultUpdateMessage) -> None:
+        self.sent_up_to = max(self.sent_up_to, utc_timestamp(message.timestamp))
+        await self.send_message(message)
 
     async def send_error(self, text: str) -> None:
         await self.send_message(ErrorMessage(message=text))

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from django.utils import timezone
 from rest_framework import serializers
 
-from races.selectors import RaceCard
+from races.selectors import RaceCard, RaceCardStarter
 
 # Application error code for a message the server cannot act on (the connection stays open).
 ERROR_BAD_MESSAGE = 4400
@@ -160,6 +160,36 @@ class ResultUpdateMessage:
                 for item in self.results
             ],
         }
+
+
+def odds_update_from_snapshot(
+    *, race_id: int, odds: Sequence[Mapping[str, Any]], taken_at: dt.datetime
+) -> OddsUpdateMessage:
+    """Return a stored market as the ``odds_update`` that published it."""
+    return OddsUpdateMessage(
+        race_id=race_id,
+        timestamp=taken_at,
+        odds=tuple(HorseOdds(horse_id=row["horse_id"], odds=row["odds"]) for row in odds),
+    )
+
+
+def result_update_from_starters(
+    *, race_id: int, starters: Sequence[RaceCardStarter], declared_at: dt.datetime
+) -> ResultUpdateMessage:
+    """Return a declared result as its ``result_update``: finishers by placing, then the rest."""
+    finishers = sorted(
+        (s for s in starters if s["placing"] is not None and not s["did_not_finish"]),
+        key=lambda s: s["placing"],
+    )
+    others = [s for s in starters if s["placing"] is None or s["did_not_finish"]]
+    return ResultUpdateMessage(
+        race_id=race_id,
+        timestamp=declared_at,
+        results=tuple(
+            [HorseResult(horse_id=s["horse_id"], placing=s["placing"], finished=True) for s in finishers]
+            + [HorseResult(horse_id=s["horse_id"], placing=None, finished=False) for s in others]
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,11 @@ class Race(models.Model):
         SLOW = "slow", "Slow"
         HEAVY = "heavy", "Heavy"
 
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        LIVE = "live", "Live"  # the market is open: odds are being published
+        FINISHED = "finished", "Finished"  # the result is declared
+
     meeting = models.ForeignKey(Meeting, on_delete=models.CASCADE, related_name="races")
     race_number = models.PositiveSmallIntegerField()
     name = models.CharField(max_length=200, blank=True)
@@ -65,6 +70,8 @@ class Race(models.Model):
     race_datetime = models.DateTimeField(
         "start time", null=True, blank=True, help_text="Scheduled start, in the venue's time zone."
     )
+    status = models.CharField(max_length=10, choices=Status, default=Status.SCHEDULED)
+    result_declared_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["meeting__date", "meeting__code", "race_number"]
@@ -172,3 +179,28 @@ class Starter(models.Model):
     def __str__(self) -> str:
         number = f"#{self.runner_number} " if self.runner_number is not None else ""
         return f"{number}{self.horse.name}"
+
+
+class OddsSnapshot(models.Model):
+    """The win odds of a race's market at one moment, as they were published."""
+
+    class Source(models.TextChoices):
+        SIMULATION = "simulation", "Simulation"
+        FEED = "feed", "Live feed"
+
+    race = models.ForeignKey(Race, on_delete=models.CASCADE, related_name="odds_snapshots")
+    taken_at = models.DateTimeField()
+    source = models.CharField(max_length=12, choices=Source)
+    # [{"horse_id": 42, "odds": 3.5}, ...] in runner order, exactly as published.
+    odds = models.JSONField()
+    # How far a simulated market had run, so a simulation stopped for lack of viewers resumes
+    # from this market and this point; None for odds from a live feed.
+    market_elapsed_s = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["race", "taken_at", "pk"]
+        get_latest_by = ["taken_at", "pk"]
+        indexes = [models.Index(fields=["race", "-taken_at"], name="odds_snapshot_race_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.race} odds at {self.taken_at:%H:%M:%S}"

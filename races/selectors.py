@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import TypedDict
 
-from django.db.models import F, Prefetch
+from dataclasses import dataclass
 
-from races.models import Meeting, Race, Starter
+from django.db.models import F, JSONField, OuterRef, Prefetch, Subquery
+
+from races.models import Meeting, OddsSnapshot, Race, Starter
 
 
 class RaceCardRace(TypedDict):
@@ -39,9 +41,24 @@ class RaceCardStarter(TypedDict):
     did_not_finish: bool
 
 
+class HorseOddsRow(TypedDict):
+    horse_id: int
+    odds: float
+
+
+class RaceMarketStatus(TypedDict):
+    """Where the race's market stands: what a client joining now must be sent after the card."""
+
+    status: str
+    result_declared_at: dt.datetime | None
+    latest_odds: list[HorseOddsRow] | None
+    latest_odds_at: dt.datetime | None
+
+
 class RaceCard(TypedDict):
     race: RaceCardRace
     starters: list[RaceCardStarter]
+    market: RaceMarketStatus
 
 
 _RACE_FIELDS = (
@@ -75,9 +92,19 @@ def race_card_get(*, race_id: int) -> RaceCard | None:
     Always two queries, whatever the number of starters: values() rows, no model instances,
     because this runs on every WebSocket connect.
     """
+    latest_snapshot = OddsSnapshot.objects.filter(race=OuterRef("pk")).order_by("-taken_at", "-pk")
     race_row = (
         Race.objects.filter(pk=race_id)
-        .values(*_RACE_FIELDS, code=F("meeting__code"), venue=F("meeting__venue"), date=F("meeting__date"))
+        .values(
+            *_RACE_FIELDS,
+            "status",
+            "result_declared_at",
+            code=F("meeting__code"),
+            venue=F("meeting__venue"),
+            date=F("meeting__date"),
+            latest_odds=Subquery(latest_snapshot.values("odds")[:1], output_field=JSONField()),
+            latest_odds_at=Subquery(latest_snapshot.values("taken_at")[:1]),
+        )
         .first()
     )
     if race_row is None:
@@ -122,7 +149,59 @@ def race_card_get(*, race_id: int) -> RaceCard | None:
         }
         for row in starter_rows
     ]
-    return {"race": race, "starters": starters}
+    market: RaceMarketStatus = {
+        "status": race_row["status"],
+        "result_declared_at": race_row["result_declared_at"],
+        "latest_odds": race_row["latest_odds"],
+        "latest_odds_at": race_row["latest_odds_at"],
+    }
+    return {"race": race, "starters": starters, "market": market}
+
+
+@dataclass(frozen=True, slots=True)
+class StarterPosition:
+    horse_id: int
+    barrier: int | None
+    handicap_m: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RaceMarketState:
+    """What a market simulation needs to open a race's market, or to resume it."""
+
+    race_id: int
+    status: str
+    start_type: str | None
+    positions: list[StarterPosition]
+    last_simulated_odds: list[HorseOddsRow] | None
+    last_simulated_elapsed_s: float | None
+
+
+def race_market_state_get(*, race_id: int) -> RaceMarketState | None:
+    """Return the race's starting positions and its last simulated market, or None (3 queries)."""
+    race = Race.objects.filter(pk=race_id).values("status", "start_type").first()
+    if race is None:
+        return None
+    positions = [
+        StarterPosition(horse_id=horse_id, barrier=barrier, handicap_m=handicap_m)
+        for horse_id, barrier, handicap_m in Starter.objects.filter(race_id=race_id)
+        .order_by(F("runner_number").asc(nulls_last=True), "pk")
+        .values_list("horse_id", "barrier", "handicap_m")
+    ]
+    snapshot = (
+        OddsSnapshot.objects.filter(race_id=race_id, source=OddsSnapshot.Source.SIMULATION)
+        .order_by("-taken_at", "-pk")
+        .values("odds", "market_elapsed_s")
+        .first()
+    )
+    return RaceMarketState(
+        race_id=race_id,
+        status=race["status"],
+        start_type=race["start_type"],
+        positions=positions,
+        last_simulated_odds=snapshot["odds"] if snapshot else None,
+        last_simulated_elapsed_s=snapshot["market_elapsed_s"] if snapshot else None,
+    )
 
 
 def meeting_list_with_races() -> list[Meeting]:

@@ -182,3 +182,22 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
     },
 }
+
+# --- Simulated market -------------------------------------------------------------------------
+
+# Until a live feed is wired, a race's market is simulated while anyone watches it.
+SIMULATION_ENABLED = env_bool("SIMULATION_ENABLED", default=True)
+# Divides every simulated delay: SIMULATION_SPEEDUP=100 runs a 60 s market in 0.6 s.
+SIMULATION_SPEEDUP = float(os.environ.get("SIMULATION_SPEEDUP", "1"))
+if not SIMULATION_SPEEDUP > 0:
+    raise ImproperlyConfigured("SIMULATION_SPEEDUP must be a number above 0.")
+SIMULATION_ODDS_INTERVAL_S = (5.0, 10.0)  # the spec: odds every 5-10 seconds ...
+SIMULATION_MARKET_DURATION_S = 60.0  # ... for about 60 seconds, then the result
+# One process simulates a race, holding a lease in Redis that it renews every heartbeat; a
+# crashed process's races are taken over once its lease lapses. Not divided by the speedup:
+# these guard against real failures, which take real time.
+SIMULATION_HEARTBEAT_S = float(os.environ.get("SIMULATION_HEARTBEAT_S", "1"))
+SIMULATION_LEASE_S = float(os.environ.get("SIMULATION_LEASE_S", "5"))
+# A process's viewers count for this long after its last heartbeat (a crashed process's
+# viewers stop counting after it).
+SIMULATION_PRESENCE_TTL_S = 3 * SIMULATION_HEARTBEAT_S

@@ -64,3 +64,12 @@ def pytest_sessionfinish(session, exitstatus) -> None:
         pass
     finally:
         client.close()
+
+
+@pytest.fixture
+async def stop_simulations():
+    """Stop the simulations that this test's connections started, before its event loop ends."""
+    from live.supervisor import simulation_supervisor_shutdown
+
+    yield
+    await simulation_supervisor_shutdown()

@@ -21,7 +21,7 @@ from races.models import Race, Starter
 from tests import factories
 from tests.spec import assert_valid
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("stop_simulations")]
 
 RACE_FIELDS = {
     "id", "meeting_id", "race_number", "distance_m", "start_type", "gait", "weather",
