@@ -26,7 +26,7 @@ from weakref import WeakKeyDictionary
 
 from django.conf import settings
 
-from live.simulation import SimulationOutcome, SimulationTiming, race_simulation_run
+from live.simulation import SimulationOutcome, SimulationTiming, Update, race_simulation_run
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +140,10 @@ class RedisCoordinator:
     async def lease_release(self, race_id: int) -> None:
         await self._release(keys=[self.lease_key(race_id)], args=[self.identity])
 
+    async def lease_take(self, race_id: int) -> None:
+        """Take the race's lease whoever holds it (an operator's explicit command wins)."""
+        await self.redis.set(self.lease_key(race_id), self.identity, px=self.lease_ms)
+
     async def lease_holder(self, race_id: int) -> str | None:
         holder = await self.redis.get(self.lease_key(race_id))
         return holder.decode() if holder else None
@@ -179,10 +183,15 @@ class SimulationSupervisor:
         *,
         coordinator: Coordinator,
         heartbeat_s: float,
+        stop_after_s: float,
         run_simulation: RunSimulation = _run_from_settings,
     ) -> None:
         self.coordinator = coordinator
         self.heartbeat_s = heartbeat_s
+        # A viewer who just arrived in another process shows in Redis only at that process's
+        # next heartbeat, so a race stops only once it has had no viewers for this long.
+        self.stop_after_s = stop_after_s
+        self._unwatched_since: dict[int, float] = {}
         self.run_simulation = run_simulation
         self.viewers: Counter[int] = Counter()
         self.simulations: dict[int, asyncio.Task[SimulationOutcome]] = {}
@@ -192,6 +201,7 @@ class SimulationSupervisor:
         self._presence: set[int] = set()
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
+        self._closing = False
 
     # --- Called by consumers (never block, never raise) ---------------------------------------
 
@@ -207,6 +217,8 @@ class SimulationSupervisor:
         self._poke()
 
     def _poke(self) -> None:
+        if self._closing:
+            return
         if self._loop_task is None or self._loop_task.done():
             self._loop_task = asyncio.get_running_loop().create_task(self._run_forever())
         self._wake.set()
@@ -214,7 +226,7 @@ class SimulationSupervisor:
     # --- The heartbeat ------------------------------------------------------------------------
 
     async def _run_forever(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 await self.reconcile()
             except asyncio.CancelledError:
@@ -241,7 +253,9 @@ class SimulationSupervisor:
             elif not await self.coordinator.lease_renew(race_id):
                 logger.warning("Race %s: lease lost, another process runs it now", race_id)
                 await self._stop(race_id)
-            elif not await self.coordinator.viewers_anywhere(race_id):
+            elif await self.coordinator.viewers_anywhere(race_id):
+                self._unwatched_since.pop(race_id, None)
+            elif time.monotonic() - self._unwatched_since.setdefault(race_id, time.monotonic()) >= self.stop_after_s:
                 logger.info("Race %s: no viewers left anywhere, stopping its simulation", race_id)
                 await self._stop(race_id)
                 await self.coordinator.lease_release(race_id)
@@ -254,12 +268,15 @@ class SimulationSupervisor:
 
     def _still_leading(self, race_id: int) -> Callable[[], Awaitable[bool]]:
         async def still_leading() -> bool:
-            return await self.coordinator.lease_renew(race_id)
+            # Shielded: stopping the simulation must not cancel a Redis command midway (the
+            # client then stalls for seconds tearing the connection down).
+            return await asyncio.shield(self.coordinator.lease_renew(race_id))
 
         return still_leading
 
     async def _finished(self, race_id: int, task: asyncio.Task[SimulationOutcome]) -> None:
         del self.simulations[race_id]
+        self._unwatched_since.pop(race_id, None)
         if task.cancelled():
             return
         if task.exception() is not None:
@@ -269,15 +286,22 @@ class SimulationSupervisor:
         await self.coordinator.lease_release(race_id)
 
     async def _stop(self, race_id: int) -> None:
+        self._unwatched_since.pop(race_id, None)
         task = self.simulations.pop(race_id)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 
     async def shutdown(self) -> None:
         """Stop every simulation and the heartbeat, giving up leases and presence."""
+        # The heartbeat is asked to stop rather than cancelled: a Redis command cancelled midway
+        # can hold the shutdown up for seconds while the client tears its connection down.
+        self._closing = True
+        self._wake.set()
         if self._loop_task is not None:
-            self._loop_task.cancel()
-            await asyncio.gather(self._loop_task, return_exceptions=True)
+            try:
+                await asyncio.wait_for(self._loop_task, timeout=self.heartbeat_s + 5)
+            except Exception:
+                logger.exception("Simulation heartbeat did not stop cleanly")
             self._loop_task = None
         for race_id in list(self.simulations):
             await self._stop(race_id)
@@ -297,7 +321,9 @@ def simulation_supervisor() -> SimulationSupervisor:
     supervisor = _supervisors.get(loop)
     if supervisor is None:
         supervisor = SimulationSupervisor(
-            coordinator=coordinator_from_settings(), heartbeat_s=settings.SIMULATION_HEARTBEAT_S
+            coordinator=coordinator_from_settings(),
+            heartbeat_s=settings.SIMULATION_HEARTBEAT_S,
+            stop_after_s=settings.SIMULATION_PRESENCE_TTL_S,
         )
         _supervisors[loop] = supervisor
     return supervisor
@@ -308,3 +334,39 @@ async def simulation_supervisor_shutdown() -> None:
     supervisor = _supervisors.pop(asyncio.get_running_loop(), None)
     if supervisor is not None:
         await supervisor.shutdown()
+
+
+async def race_simulation_take_over(
+    *,
+    race_id: int,
+    rng: random.Random,
+    timing: SimulationTiming,
+    on_update: Callable[[Update], None] | None = None,
+) -> SimulationOutcome:
+    """
+    Run a race's simulation here and now, taking its lease from any server process that runs it
+    (that process stops at its next heartbeat) and holding it until the race is run.
+    """
+    coordinator = coordinator_from_settings()
+    if not isinstance(coordinator, RedisCoordinator):
+        raise RuntimeError("taking over a race's simulation needs REDIS_URL")
+    await coordinator.lease_take(race_id)
+
+    async def keep_lease() -> None:
+        while await coordinator.lease_renew(race_id):
+            await asyncio.sleep(settings.SIMULATION_HEARTBEAT_S)
+
+    keeper = asyncio.get_running_loop().create_task(keep_lease())
+    try:
+        return await race_simulation_run(
+            race_id=race_id,
+            rng=rng,
+            timing=timing,
+            still_leading=lambda: coordinator.lease_renew(race_id),
+            on_update=on_update,
+        )
+    finally:
+        keeper.cancel()
+        await asyncio.gather(keeper, return_exceptions=True)
+        await coordinator.lease_release(race_id)
+        await coordinator.close()

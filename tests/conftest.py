@@ -68,8 +68,13 @@ def pytest_sessionfinish(session, exitstatus) -> None:
 
 @pytest.fixture
 async def stop_simulations():
-    """Stop the simulations that this test's connections started, before its event loop ends."""
+    """Stop the simulations that this test's connections started, before its event loop ends,
+    and close the database connections their worker thread kept."""
+    from channels.db import database_sync_to_async
+    from django.db import connections
+
     from live.supervisor import simulation_supervisor_shutdown
 
     yield
     await simulation_supervisor_shutdown()
+    await database_sync_to_async(connections.close_all)()
