@@ -118,12 +118,18 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 # share one Redis without touching each other's keys.
 CHANNEL_LAYER_PREFIX = os.environ.get("CHANNEL_LAYER_PREFIX", "racing")
 
+# redis-py 8 reads with a 5 s socket timeout by default, the same 5 s that channels-redis blocks
+# in BZPOPMIN waiting for a client's next message: idle clients' reads then fail with "Timeout
+# reading" (django/channels_redis#422). Reads may take the blocking time plus this margin; a
+# connection to a dead Redis is still noticed within it.
+REDIS_SOCKET_TIMEOUT_S = 5 + 5
+
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                "hosts": [{"address": REDIS_URL, "socket_timeout": REDIS_SOCKET_TIMEOUT_S}],
                 "prefix": CHANNEL_LAYER_PREFIX,
             },
         }

@@ -164,3 +164,18 @@ def test_a_message_published_from_another_process_reaches_a_client(daphne_server
     assert_valid(update)
     assert update["type"] == "odds_update"
     assert {o["odds"] for o in update["odds"]} == {4.2}
+
+
+async def test_an_idle_client_over_redis_stays_connected(daphne_server, redis_url):
+    # redis-py 8's default 5 s read timeout broke idle channels-redis receivers after ~5 s
+    # (django/channels_redis#422); racing.settings gives reads more time than BZPOPMIN's 5 s.
+    race_id = 8
+    async with websockets.connect(daphne_server.ws_url(f"/ws/races/{race_id}")) as ws:
+        await ws.recv()
+        await asyncio.sleep(7)
+        await ws.send(json.dumps({"type": "subscribe", "race_id": race_id}))
+        replies = []
+        while not replies or replies[-1]["type"] != "subscribed":
+            replies.append(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+
+    assert "Timeout reading" not in daphne_server.log()
