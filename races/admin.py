@@ -58,18 +58,20 @@ class RaceAdmin(admin.ModelAdmin):
         "gait",
         "start_type",
         "starter_count",
+        "status",
     ]
-    list_filter = ["meeting__date", "meeting__venue", "gait", "start_type", "track_condition"]
+    list_filter = ["status", "meeting__date", "meeting__venue", "gait", "start_type", "track_condition"]
     search_fields = ["name", "meeting__code", "meeting__venue", "starters__horse__name"]
     list_select_related = ["meeting"]
     autocomplete_fields = ["meeting"]
     date_hierarchy = "race_datetime"
     ordering = ["meeting__date", "meeting__code", "race_number"]
     fieldsets = [
-        (None, {"fields": ["meeting", "race_number", "name", "race_datetime"]}),
+        (None, {"fields": ["meeting", "race_number", "name", "race_datetime", "status", "result_declared_at"]}),
         ("Conditions", {"fields": ["distance_m", "gait", "start_type", "weather", "track_condition"]}),
     ]
     inlines = [StarterInline]
+    readonly_fields = ["status", "result_declared_at"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(starter_count=Count("starters", distinct=True))
