@@ -90,34 +90,29 @@ class Race(models.Model):
         return f"{label} ({self.distance_m} m)"
 
 
-class Horse(models.Model):
+class NamedRecord(models.Model):
+    """A horse, driver or trainer: known on race day by a unique name."""
+
     name = models.CharField(max_length=100, unique=True)
 
     class Meta:
+        abstract = True
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
 
 
-class Driver(models.Model):
-    name = models.CharField(max_length=100, unique=True)
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
+class Horse(NamedRecord):
+    pass
 
 
-class Trainer(models.Model):
-    name = models.CharField(max_length=100, unique=True)
+class Driver(NamedRecord):
+    pass
 
-    class Meta:
-        ordering = ["name"]
 
-    def __str__(self) -> str:
-        return self.name
+class Trainer(NamedRecord):
+    pass
 
 
 class Starter(models.Model):
