@@ -22,6 +22,21 @@ class ServerDatabase:
     url: str
     admin_url: str | None = None  # set for PostgreSQL, whose test database is dropped afterwards
 
+    def scalar(self, sql: str, *params: object) -> object:
+        """Return the first column of the first row of a query, straight from the database."""
+        if self.admin_url is not None:
+            import psycopg
+
+            with psycopg.connect(self.url) as connection:
+                return connection.execute(sql.replace("?", "%s"), params).fetchone()[0]
+        import sqlite3
+
+        connection = sqlite3.connect(self.url.removeprefix("sqlite:///"))
+        try:
+            return connection.execute(sql, params).fetchone()[0]
+        finally:
+            connection.close()
+
     def drop(self) -> None:
         if self.admin_url is None:
             return

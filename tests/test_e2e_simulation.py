@@ -128,7 +128,11 @@ async def test_two_processes_with_clients_on_both_run_one_simulation(server_pair
 
     (initial, first), (_, second) = streams
     assert_one_market(initial, first)
-    assert first == second  # one stream, not two interleaved
+    assert first == second
+    stored = server_pair[0].database.scalar(
+        "SELECT COUNT(*) FROM races_oddssnapshot WHERE race_id = ?", RACE_TWO_PROCESSES
+    )
+    assert stored == len(first) - 1  # one market was run and stored, not two
 
 
 async def test_killing_the_process_that_runs_a_race_hands_it_to_the_other(server_pair):
