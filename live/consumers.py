@@ -96,7 +96,7 @@ class RaceConsumer(AsyncWebsocketConsumer):
                     race_id=self.race_id, odds=market["latest_odds"], taken_at=market["latest_odds_at"]
                 )
             )
-        if settings.SIMULATION_ENABLED:
+        if settings.SIMULATION_ENABLED and not market["fed"]:
             simulation_supervisor().viewer_joined(self.race_id)
             self.watching = True
 

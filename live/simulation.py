@@ -17,16 +17,15 @@ from django.conf import settings
 from django.utils import timezone
 
 from live import market as market_model
-from live.broadcasting import publish_odds_update, publish_result_update
 from live.messages import HorseOdds, HorseResult, OddsUpdateMessage, ResultUpdateMessage
 from races.models import OddsSnapshot, Race
 from races.selectors import RaceMarketState, race_market_state_get
-from races.services import odds_snapshot_record, race_result_record
+from races.services import RaceClosedError, odds_snapshot_record, race_result_record
 
 
 class SimulationOutcome(enum.Enum):
     FINISHED = "finished"  # the result is declared: nothing more to simulate
-    NOTHING_TO_RUN = "nothing to run"  # no such race, no starters, or already finished
+    NOTHING_TO_RUN = "nothing to run"  # no such race, no starters, finished, or fed by a feed
     LOST_LEAD = "lost lead"  # another process now runs this race
 
 
@@ -66,7 +65,7 @@ async def race_simulation_run(
     update and publishing it.
     """
     state = await database_sync_to_async(race_market_state_get)(race_id=race_id)
-    if state is None or state.status == Race.Status.FINISHED or not state.positions:
+    if state is None or state.status == Race.Status.FINISHED or state.fed or not state.positions:
         return SimulationOutcome.NOTHING_TO_RUN
     market = _market_resumed_or_opened(state, rng)
     while True:
@@ -80,13 +79,19 @@ async def race_simulation_run(
         )
         if not await still_leading():
             return SimulationOutcome.LOST_LEAD
-        message = await asyncio.shield(_odds_record_and_publish(race_id, market))
+        try:
+            message = await asyncio.shield(_odds_record_and_publish(race_id, market))
+        except RaceClosedError:  # a feed took the race over, or its result was declared
+            return SimulationOutcome.NOTHING_TO_RUN
         if on_update:
             on_update(message)
     placings = market_model.result_draw(market, rng=rng)
     if not await still_leading():
         return SimulationOutcome.LOST_LEAD
-    message = await asyncio.shield(_result_record_and_publish(race_id, placings))
+    try:
+        message = await asyncio.shield(_result_record_and_publish(race_id, placings))
+    except RaceClosedError:
+        return SimulationOutcome.NOTHING_TO_RUN
     if on_update:
         on_update(message)
     return SimulationOutcome.FINISHED
@@ -108,6 +113,7 @@ def _market_resumed_or_opened(state: RaceMarketState, rng: random.Random) -> mar
 async def _odds_record_and_publish(race_id: int, market: market_model.Market) -> OddsUpdateMessage:
     odds = market_model.market_odds(market)
     taken_at = timezone.now()
+    # Stored, then broadcast once the transaction commits (races.events -> live.receivers).
     await database_sync_to_async(odds_snapshot_record)(
         race_id=race_id,
         odds=odds,
@@ -115,10 +121,10 @@ async def _odds_record_and_publish(race_id: int, market: market_model.Market) ->
         taken_at=taken_at,
         market_elapsed_s=market.elapsed_s,
     )
-    return await publish_odds_update(
+    return OddsUpdateMessage(
         race_id=race_id,
-        odds=[HorseOdds(horse_id=horse_id, odds=price) for horse_id, price in odds],
         timestamp=taken_at,
+        odds=tuple(HorseOdds(horse_id=horse_id, odds=price) for horse_id, price in odds),
     )
 
 
@@ -130,9 +136,10 @@ async def _result_record_and_publish(
         race_id=race_id,
         placings={p.horse_id: p.placing for p in placings},
         declared_at=declared_at,
+        source=OddsSnapshot.Source.SIMULATION,
     )
-    return await publish_result_update(
+    return ResultUpdateMessage(
         race_id=race_id,
-        results=[HorseResult(horse_id=p.horse_id, placing=p.placing, finished=p.finished) for p in placings],
         timestamp=declared_at,
+        results=tuple(HorseResult(horse_id=p.horse_id, placing=p.placing, finished=p.finished) for p in placings),
     )

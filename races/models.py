@@ -72,9 +72,12 @@ class Race(models.Model):
     )
     status = models.CharField(max_length=10, choices=Status, default=Status.SCHEDULED)
     result_declared_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Once a live feed has written odds or a result, the race is the feed's: never simulated.
+    fed = models.BooleanField("fed by a live feed", default=False, editable=False)
 
     class Meta:
         ordering = ["meeting__date", "meeting__code", "race_number"]
+        permissions = [("feed_race", "Can push odds and results as a live feed")]
         constraints = [
             models.UniqueConstraint(
                 fields=["meeting", "race_number"], name="race_number_unique_in_meeting"

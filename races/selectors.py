@@ -50,6 +50,7 @@ class RaceMarketStatus(TypedDict):
     """Where the race's market stands: what a client joining now must be sent after the card."""
 
     status: str
+    fed: bool
     result_declared_at: dt.datetime | None
     latest_odds: list[HorseOddsRow] | None
     latest_odds_at: dt.datetime | None
@@ -98,6 +99,7 @@ def race_card_get(*, race_id: int) -> RaceCard | None:
         .values(
             *_RACE_FIELDS,
             "status",
+            "fed",
             "result_declared_at",
             code=F("meeting__code"),
             venue=F("meeting__venue"),
@@ -151,6 +153,7 @@ def race_card_get(*, race_id: int) -> RaceCard | None:
     ]
     market: RaceMarketStatus = {
         "status": race_row["status"],
+        "fed": race_row["fed"],
         "result_declared_at": race_row["result_declared_at"],
         "latest_odds": race_row["latest_odds"],
         "latest_odds_at": race_row["latest_odds_at"],
@@ -171,6 +174,7 @@ class RaceMarketState:
 
     race_id: int
     status: str
+    fed: bool
     start_type: str | None
     positions: list[StarterPosition]
     last_simulated_odds: list[HorseOddsRow] | None
@@ -179,7 +183,7 @@ class RaceMarketState:
 
 def race_market_state_get(*, race_id: int) -> RaceMarketState | None:
     """Return the race's starting positions and its last simulated market, or None (3 queries)."""
-    race = Race.objects.filter(pk=race_id).values("status", "start_type").first()
+    race = Race.objects.filter(pk=race_id).values("status", "fed", "start_type").first()
     if race is None:
         return None
     positions = [
@@ -197,6 +201,7 @@ def race_market_state_get(*, race_id: int) -> RaceMarketState | None:
     return RaceMarketState(
         race_id=race_id,
         status=race["status"],
+        fed=race["fed"],
         start_type=race["start_type"],
         positions=positions,
         last_simulated_odds=snapshot["odds"] if snapshot else None,

@@ -24,6 +24,7 @@ def finish(race: Race) -> None:
         race_id=race.pk,
         placings={horse_id: number for number, horse_id in enumerate(horse_ids, start=1)},
         declared_at=timezone.now(),
+        source="feed",
     )
 
 

@@ -130,7 +130,7 @@ async def test_a_finished_race_sends_its_result_and_starts_no_simulation(fast, r
     horse_ids = await database_sync_to_async(lambda: list(race.starters.values_list("horse_id", flat=True)))()
     placings = {horse_id: number for number, horse_id in enumerate(horse_ids[:-1], start=1)}
     await database_sync_to_async(race_result_record)(
-        race_id=race.pk, placings={**placings, horse_ids[-1]: None}, declared_at=timezone.now()
+        race_id=race.pk, placings={**placings, horse_ids[-1]: None}, declared_at=timezone.now(), source="feed"
     )
 
     communicator, initial = await connect(race.pk)

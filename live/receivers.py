@@ -1,0 +1,34 @@
+"""Broadcast what the racing domain announces (races.events) to the race's WebSocket clients."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from asgiref.sync import async_to_sync
+
+from live.broadcasting import publish_odds_update, publish_result_update
+from live.messages import HorseOdds, HorseResult
+
+
+def broadcast_odds(
+    *, race_id: int, odds: list[tuple[int, float]], taken_at: dt.datetime, **_: Any
+) -> None:
+    async_to_sync(publish_odds_update)(
+        race_id=race_id,
+        odds=[HorseOdds(horse_id=horse_id, odds=float(price)) for horse_id, price in odds],
+        timestamp=taken_at,
+    )
+
+
+def broadcast_result(
+    *, race_id: int, placings: dict[int, int | None], declared_at: dt.datetime, **_: Any
+) -> None:
+    finishers = sorted((p, h) for h, p in placings.items() if p is not None)
+    did_not_finish = [h for h, p in placings.items() if p is None]
+    async_to_sync(publish_result_update)(
+        race_id=race_id,
+        results=[HorseResult(horse_id=h, placing=p, finished=True) for p, h in finishers]
+        + [HorseResult(horse_id=h, placing=None, finished=False) for h in did_not_finish],
+        timestamp=declared_at,
+    )

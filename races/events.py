@@ -1,0 +1,11 @@
+"""
+What happens to a race that others need to hear about, sent after the transaction that stored it
+commits. ``races`` knows nothing of WebSockets: ``live`` listens and broadcasts.
+"""
+
+from django.dispatch import Signal
+
+# race_id: int, odds: list[tuple[horse_id, odds]], taken_at: datetime
+odds_recorded = Signal()
+# race_id: int, placings: dict[horse_id, placing or None (did not finish)], declared_at: datetime
+result_declared = Signal()
