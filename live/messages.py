@@ -15,10 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from django.utils import timezone
 from rest_framework import serializers
 
-from races.selectors import RaceCard, RaceCardStarter
+from races.selectors import RaceCard, RaceCardStarter, result_in_order
+from races.serializers import StrictIntegerField, race_card_data, utc_timestamp
 
 # Application error code for a message the server cannot act on (the connection stays open).
 ERROR_BAD_MESSAGE = 4400
@@ -30,15 +30,6 @@ CLOSE_INTERNAL_ERROR = 1011
 
 
 # --- Client -> server -------------------------------------------------------------------------
-
-
-class StrictIntegerField(serializers.IntegerField):
-    """An integer that arrived as a JSON integer: not a string, float or boolean."""
-
-    def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return int(data)
 
 
 class WSMessage(serializers.Serializer):
@@ -68,19 +59,6 @@ class WSMessage(serializers.Serializer):
 # --- Server -> client -------------------------------------------------------------------------
 
 
-def utc_timestamp(moment: dt.datetime | None = None) -> str:
-    """Return an ISO 8601 UTC timestamp with microseconds, e.g. 2026-05-01T07:35:22.123456+00:00."""
-    moment = moment or timezone.now()
-    return moment.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
-
-
-def local_isoformat(moment: dt.datetime | None) -> str | None:
-    """Return a race start in the server's (venue's) time zone, as the spec's example shows it."""
-    if moment is None:
-        return None
-    return timezone.localtime(moment).isoformat()
-
-
 @dataclass(frozen=True, slots=True)
 class InitialStateMessage:
     type: ClassVar[str] = "initial_state"
@@ -88,21 +66,7 @@ class InitialStateMessage:
     card: RaceCard
 
     def as_dict(self) -> dict[str, Any]:
-        race = self.card["race"]
-        meeting_date = race["meeting_date"]
-        return {
-            "type": self.type,
-            "race_id": self.race_id,
-            "data": {
-                "race": {
-                    **race,
-                    "race_datetime": local_isoformat(race["race_datetime"]),
-                    "meeting_date": meeting_date.isoformat() if meeting_date else None,
-                },
-                "starters": self.card["starters"],
-                "starter_count": len(self.card["starters"]),
-            },
-        }
+        return {"type": self.type, "race_id": self.race_id, "data": race_card_data(self.card)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,17 +141,13 @@ def result_update_from_starters(
     *, race_id: int, starters: Sequence[RaceCardStarter], declared_at: dt.datetime
 ) -> ResultUpdateMessage:
     """Return a declared result as its ``result_update``: finishers by placing, then the rest."""
-    finishers = sorted(
-        (s for s in starters if s["placing"] is not None and not s["did_not_finish"]),
-        key=lambda s: s["placing"],
-    )
-    others = [s for s in starters if s["placing"] is None or s["did_not_finish"]]
+    placings = {s["horse_id"]: None if s["did_not_finish"] else s["placing"] for s in starters}
     return ResultUpdateMessage(
         race_id=race_id,
         timestamp=declared_at,
         results=tuple(
-            [HorseResult(horse_id=s["horse_id"], placing=s["placing"], finished=True) for s in finishers]
-            + [HorseResult(horse_id=s["horse_id"], placing=None, finished=False) for s in others]
+            HorseResult(horse_id=horse_id, placing=placing, finished=placing is not None)
+            for horse_id, placing in result_in_order(placings)
         ),
     )
 

@@ -9,6 +9,7 @@ from asgiref.sync import async_to_sync
 
 from live.broadcasting import publish_odds_update, publish_result_update
 from live.messages import HorseOdds, HorseResult
+from races.selectors import result_in_order
 
 
 def broadcast_odds(
@@ -24,11 +25,11 @@ def broadcast_odds(
 def broadcast_result(
     *, race_id: int, placings: dict[int, int | None], declared_at: dt.datetime, **_: Any
 ) -> None:
-    finishers = sorted((p, h) for h, p in placings.items() if p is not None)
-    did_not_finish = [h for h, p in placings.items() if p is None]
     async_to_sync(publish_result_update)(
         race_id=race_id,
-        results=[HorseResult(horse_id=h, placing=p, finished=True) for p, h in finishers]
-        + [HorseResult(horse_id=h, placing=None, finished=False) for h in did_not_finish],
+        results=[
+            HorseResult(horse_id=horse_id, placing=placing, finished=placing is not None)
+            for horse_id, placing in result_in_order(placings)
+        ],
         timestamp=declared_at,
     )

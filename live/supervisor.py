@@ -42,6 +42,7 @@ class Coordinator(Protocol):
     async def publish_presence(self, *, watched: set[int], unwatched: set[int]) -> None: ...
     async def viewers_anywhere(self, race_id: int) -> bool: ...
     async def lease_acquire(self, race_id: int) -> bool: ...
+    async def lease_take(self, race_id: int) -> bool: ...
     async def lease_renew(self, race_id: int) -> bool: ...
     async def lease_release(self, race_id: int) -> None: ...
     async def close(self) -> None: ...
@@ -64,6 +65,10 @@ class LocalCoordinator:
     async def lease_acquire(self, race_id: int) -> bool:
         if race_id in self.leases:
             return False
+        self.leases.add(race_id)
+        return True
+
+    async def lease_take(self, race_id: int) -> bool:
         self.leases.add(race_id)
         return True
 
@@ -140,9 +145,9 @@ class RedisCoordinator:
     async def lease_release(self, race_id: int) -> None:
         await self._release(keys=[self.lease_key(race_id)], args=[self.identity])
 
-    async def lease_take(self, race_id: int) -> None:
+    async def lease_take(self, race_id: int) -> bool:
         """Take the race's lease whoever holds it (an operator's explicit command wins)."""
-        await self.redis.set(self.lease_key(race_id), self.identity, px=self.lease_ms)
+        return bool(await self.redis.set(self.lease_key(race_id), self.identity, px=self.lease_ms))
 
     async def lease_holder(self, race_id: int) -> str | None:
         holder = await self.redis.get(self.lease_key(race_id))
@@ -194,6 +199,8 @@ class SimulationSupervisor:
         self._unwatched_since: dict[int, float] = {}
         self.run_simulation = run_simulation
         self.viewers: Counter[int] = Counter()
+        # Races started from the admin: run to their result whether or not anyone watches.
+        self.pinned: set[int] = set()
         self.simulations: dict[int, asyncio.Task[SimulationOutcome]] = {}
         # Races found finished (or with nothing to run) are not started again until a viewer
         # arrives who was told the race is not finished (after a reset, say).
@@ -207,6 +214,12 @@ class SimulationSupervisor:
 
     def viewer_joined(self, race_id: int) -> None:
         self.viewers[race_id] += 1
+        self.settled.discard(race_id)
+        self._poke()
+
+    def race_pin(self, race_id: int) -> None:
+        """Run the race's market to its result even with no viewers (the admin's start)."""
+        self.pinned.add(race_id)
         self.settled.discard(race_id)
         self._poke()
 
@@ -233,7 +246,7 @@ class SimulationSupervisor:
                 raise
             except Exception:  # Redis restarting, say: keep serving, try again next beat
                 logger.exception("Simulation heartbeat failed; retrying in %s s", self.heartbeat_s)
-            if not self.viewers and not self.simulations and not self._presence:
+            if not self.viewers and not self.pinned and not self.simulations and not self._presence:
                 self._loop_task = None
                 return
             try:
@@ -244,7 +257,7 @@ class SimulationSupervisor:
 
     async def reconcile(self) -> None:
         """Publish this process's viewers, stop what should stop, start what should start."""
-        watched = set(self.viewers)
+        watched = set(self.viewers) | self.pinned
         await self.coordinator.publish_presence(watched=watched, unwatched=self._presence - watched)
         self._presence = watched
         for race_id, task in list(self.simulations.items()):
@@ -260,7 +273,9 @@ class SimulationSupervisor:
                 await self._stop(race_id)
                 await self.coordinator.lease_release(race_id)
         for race_id in watched - self.simulations.keys() - self.settled:
-            if await self.coordinator.lease_acquire(race_id):
+            # A race started from the admin is taken from whoever runs it, like simulate_race.
+            take = self.coordinator.lease_take if race_id in self.pinned else self.coordinator.lease_acquire
+            if await take(race_id):
                 logger.info("Race %s: starting its simulation in %s", race_id, self.coordinator.identity)
                 self.simulations[race_id] = asyncio.get_running_loop().create_task(
                     self.run_simulation(race_id, self._still_leading(race_id))
@@ -277,6 +292,7 @@ class SimulationSupervisor:
     async def _finished(self, race_id: int, task: asyncio.Task[SimulationOutcome]) -> None:
         del self.simulations[race_id]
         self._unwatched_since.pop(race_id, None)
+        self.pinned.discard(race_id)
         if task.cancelled():
             return
         if task.exception() is not None:

@@ -1,9 +1,13 @@
 """The race office's admin: enter a meeting, its races, and each race's starters."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import Count
+from django.forms.models import BaseInlineFormSet
+from django.utils import timezone
 
 from races.models import Driver, Horse, Meeting, Race, Starter, Trainer
+from races.services import placings_problems, race_reset, race_result_declare_entered
 
 
 class RaceInline(admin.TabularInline):
@@ -30,8 +34,36 @@ class MeetingAdmin(admin.ModelAdmin):
         return meeting.race_count
 
 
+class StarterFormSet(BaseInlineFormSet):
+    def clean(self) -> None:
+        """Refuse a half-entered or inconsistent result: all starters placed or DNF, 1..k."""
+        super().clean()
+        rows = [
+            form.cleaned_data
+            for form in self.forms
+            if form.cleaned_data and not form.cleaned_data.get("DELETE") and form.cleaned_data.get("horse")
+        ]
+        if not any(row.get("placing") or row.get("did_not_finish") for row in rows):
+            return
+        unplaced = [row["horse"].name for row in rows if not row.get("placing") and not row.get("did_not_finish")]
+        if unplaced:
+            raise ValidationError(
+                f"A result needs every starter placed or marked did-not-finish: {', '.join(unplaced)} "
+                "has neither."
+            )
+        both = [row["horse"].name for row in rows if row.get("placing") and row.get("did_not_finish")]
+        if both:
+            raise ValidationError(f"A starter that did not finish has no placing: {', '.join(both)}.")
+        problems = placings_problems(
+            {row["horse"].pk: None if row.get("did_not_finish") else row.get("placing") for row in rows}
+        )
+        if problems:
+            raise ValidationError(problems)
+
+
 class StarterInline(admin.TabularInline):
     model = Starter
+    formset = StarterFormSet
     fields = [
         "runner_number",
         "barrier",
@@ -72,6 +104,26 @@ class RaceAdmin(admin.ModelAdmin):
     ]
     inlines = [StarterInline]
     readonly_fields = ["status", "result_declared_at"]
+    actions = ["reset_races"]
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        result_edited = any(
+            {"placing", "did_not_finish"} & set(inline_form.changed_data)
+            for formset in formsets
+            if formset.model is Starter
+            for inline_form in formset.forms
+        )
+        if result_edited:
+            # Clients of the race get the result once this request's transaction commits.
+            if race_result_declare_entered(race_id=form.instance.pk, declared_at=timezone.now()):
+                self.message_user(request, "Result declared and sent to the race's live clients.")
+
+    @admin.action(description="Reset: clear result and odds history")
+    def reset_races(self, request, queryset) -> None:
+        for race in queryset:
+            race_reset(race_id=race.pk)
+        self.message_user(request, f"Reset {queryset.count()} race(s).", messages.SUCCESS)
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(starter_count=Count("starters", distinct=True))

@@ -216,3 +216,25 @@ def meeting_list_with_races() -> list[Meeting]:
             Prefetch("races", queryset=Race.objects.order_by("race_number"))
         )
     )
+
+
+def result_in_order(placings: dict[int, int | None]) -> list[tuple[int, int | None]]:
+    """Return (horse id, placing) pairs as a result is read: finishers by placing, then the
+    starters that did not finish (placing None), each group in a stable order."""
+    finishers = sorted((placing, horse_id) for horse_id, placing in placings.items() if placing is not None)
+    did_not_finish = [horse_id for horse_id, placing in placings.items() if placing is None]
+    return [(horse_id, placing) for placing, horse_id in finishers] + [(h, None) for h in did_not_finish]
+
+
+def race_result_get(*, race_id: int) -> tuple[dt.datetime, list[tuple[int, int | None]]] | None:
+    """Return when the race's result was declared and the result in order, or None (2 queries)."""
+    race = Race.objects.filter(pk=race_id, status=Race.Status.FINISHED).values("result_declared_at").first()
+    if race is None or race["result_declared_at"] is None:
+        return None
+    placings = {
+        horse_id: None if did_not_finish else placing
+        for horse_id, placing, did_not_finish in Starter.objects.filter(race_id=race_id)
+        .order_by(F("runner_number").asc(nulls_last=True), "pk")
+        .values_list("horse_id", "placing", "did_not_finish")
+    }
+    return race["result_declared_at"], result_in_order(placings)

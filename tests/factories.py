@@ -47,3 +47,9 @@ def starter_create(*, race: Race, **fields) -> Starter:
         "trainer": Trainer.objects.create(name=f"Test Trainer {number}"),
     }
     return Starter.objects.create(race=race, **{**defaults, **fields})
+
+
+async def arace_create(**fields) -> Race:
+    from channels.db import database_sync_to_async
+
+    return await database_sync_to_async(race_create)(**fields)
