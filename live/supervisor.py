@@ -13,6 +13,7 @@ its presence entries lapse and its leases are taken over once they expire.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import random
@@ -233,7 +234,12 @@ class SimulationSupervisor:
         if self._closing:
             return
         if self._loop_task is None or self._loop_task.done():
-            self._loop_task = asyncio.get_running_loop().create_task(self._run_forever())
+            # A fresh context: the heartbeat (and the simulations it starts) must not inherit
+            # the caller's, e.g. an admin request's, whose asgiref executor state would make
+            # every database call of the simulation refuse to run ("would deadlock").
+            self._loop_task = asyncio.get_running_loop().create_task(
+                self._run_forever(), context=contextvars.Context()
+            )
         self._wake.set()
 
     # --- The heartbeat ------------------------------------------------------------------------
