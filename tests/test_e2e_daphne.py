@@ -179,3 +179,69 @@ async def test_an_idle_client_over_redis_stays_connected(daphne_server, redis_ur
             replies.append(json.loads(await asyncio.wait_for(ws.recv(), 5)))
 
     assert "Timeout reading" not in daphne_server.log()
+
+
+def _feed_token(server) -> str:
+    """Create a feed user in the server's database and return its API token."""
+    script = (
+        "from django.contrib.auth.models import Permission, User\n"
+        "from rest_framework.authtoken.models import Token\n"
+        "user, _ = User.objects.get_or_create(username='e2e-feed')\n"
+        "user.user_permissions.add(Permission.objects.get(codename='feed_race'))\n"
+        "print(Token.objects.get_or_create(user=user)[0].key)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=REPO_DIR, env=server_environment(server.database), capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    return done.stdout.strip().splitlines()[-1]
+
+
+def _post_json(url: str, body: object, token: str) -> tuple[int, dict]:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Token {token}"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
+
+
+async def test_a_feed_post_reaches_a_real_client(daphne_server):
+    race_id = 9
+    token = await asyncio.to_thread(_feed_token, daphne_server)
+    async with websockets.connect(daphne_server.ws_url(f"/ws/races/{race_id}")) as ws:
+        initial = json.loads(await ws.recv())
+        horse_ids = [s["horse_id"] for s in initial["data"]["starters"]]
+        odds = [{"horse_id": h, "odds": round(2 + i * 1.5, 2)} for i, h in enumerate(horse_ids)]
+        results = {
+            "results": [{"horse_id": h, "placing": i, "finished": True} for i, h in enumerate(horse_ids, 1)]
+        }
+
+        odds_status, _ = await asyncio.to_thread(
+            _post_json, daphne_server.http_url(f"/api/races/{race_id}/odds/"), odds, token
+        )
+        odds_update = assert_valid(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+        result_status, _ = await asyncio.to_thread(
+            _post_json, daphne_server.http_url(f"/api/races/{race_id}/results/"), results, token
+        )
+        result_update = assert_valid(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+
+    assert (odds_status, result_status) == (201, 201)
+    assert odds_update["odds"] == odds
+    assert result_update["results"] == results["results"]
+
+
+async def test_a_feed_post_without_a_token_is_refused_with_json(daphne_server):
+    status, body = await asyncio.to_thread(
+        _post_json, daphne_server.http_url("/api/races/9/odds/"), [{"horse_id": 1, "odds": 2.0}], "wrong"
+    )
+
+    assert status == 401 and body["detail"]
