@@ -262,6 +262,10 @@ class ResultPost(serializers.Serializer):
 
 def _result_body(race_id: int) -> dict[str, Any]:
     declared_at, result = race_result_get(race_id=race_id)
+    return _result_as_json(race_id, declared_at, result)
+
+
+def _result_as_json(race_id: int, declared_at: dt.datetime, result: list[tuple[int, int | None]]) -> dict[str, Any]:
     return {
         "race_id": race_id,
         "status": Race.Status.FINISHED,
@@ -279,13 +283,14 @@ class RaceResults(APIView):
     @extend_schema(responses={200: RaceResultSerializer, 404: OpenApiResponse(description="No result declared yet")})
     def get(self, request: Request, race_id: int) -> Response:
         """Return the race's declared result: finishers by placing, then non-finishers."""
-        if race_result_get(race_id=race_id) is None:
+        declared = race_result_get(race_id=race_id)
+        if declared is None:
             if not Race.objects.filter(pk=race_id).exists():
                 return _race_not_found(race_id)
             return Response(
                 {"detail": f"Race {race_id} has no result declared yet."}, status=status.HTTP_404_NOT_FOUND
             )
-        return Response(_result_body(race_id))
+        return Response(_result_as_json(race_id, *declared))
 
     @extend_schema(
         request=ResultPost,

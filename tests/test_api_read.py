@@ -206,3 +206,19 @@ def test_the_openapi_schema_and_its_docs_are_served(client):
     assert "post" in paths["/api/races/{race_id}/odds/"]
     assert docs.status_code == 200 and b"swagger-ui" in docs.content
     assert b"cdn" not in docs.content.lower()
+
+
+def test_a_meeting_and_a_result_read_in_a_fixed_number_of_queries(client, django_assert_num_queries):
+    small = factories.race_create(starter_count=2)
+    big = factories.race_create(starter_count=14)
+    for race in (small, big):
+        horse_ids = list(race.starters.values_list("horse_id", flat=True))
+        race_result_record(
+            race_id=race.pk, placings={h: i for i, h in enumerate(horse_ids, 1)}, declared_at=timezone.now(), source="feed"
+        )
+
+    for race in (small, big):
+        with django_assert_num_queries(2):
+            assert client.get(f"/api/meetings/{race.meeting.code}/").status_code == 200
+        with django_assert_num_queries(2):
+            assert client.get(f"/api/races/{race.pk}/results/").status_code == 200
