@@ -27,6 +27,7 @@ fixtures: migrate
 	$(BIN)/python manage.py loaddata fixtures/race_day.json
 
 run: fixtures
+	@mkdir -p staticfiles  # WhiteNoise serves from the apps with DEBUG on; it only wants the folder
 	@echo ""
 	@echo "  Race-day server on http://$(HOST):$(PORT)/"
 	@echo "    race day:   http://$(HOST):$(PORT)/"

@@ -58,6 +58,7 @@ class RaceMarketStatus(TypedDict):
 
 class RaceCard(TypedDict):
     race: RaceCardRace
+    name: str  # the race's name: not in the protocol's race object, but every page shows it
     starters: list[RaceCardStarter]
     market: RaceMarketStatus
 
@@ -98,6 +99,7 @@ def race_card_get(*, race_id: int) -> RaceCard | None:
         Race.objects.filter(pk=race_id)
         .values(
             *_RACE_FIELDS,
+            "name",
             "status",
             "fed",
             "result_declared_at",
@@ -158,7 +160,79 @@ def race_card_get(*, race_id: int) -> RaceCard | None:
         "latest_odds": race_row["latest_odds"],
         "latest_odds_at": race_row["latest_odds_at"],
     }
-    return {"race": race, "starters": starters, "market": market}
+    return {"race": race, "name": race_row["name"], "starters": starters, "market": market}
+
+
+@dataclass(frozen=True, slots=True)
+class StarterPosition:
+    horse_id: int
+    barrier: int | None
+    handicap_m: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RaceMarketState:
+    """What a market simulation needs to open a race's market, or to resume it."""
+
+    race_id: int
+    status: str
+    fed: bool
+    start_type: str | None
+    positions: list[StarterPosition]
+    last_simulated_odds: list[HorseOddsRow] | None
+    last_simulated_elapsed_s: float | None
+
+
+def race_market_state_get(*, race_id: int) -> RaceMarketState | None:
+    """Return the race's starting positions and its last simulated market, or None (3 queries)."""
+    race = Race.objects.filter(pk=race_id).values("status", "fed", "start_type").first()
+    if race is None:
+        return None
+    positions = [
+        StarterPosition(horse_id=horse_id, barrier=barrier, handicap_m=handicap_m)
+        for horse_id, barrier, handicap_m in Starter.objects.filter(race_id=race_id)
+        .order_by(F("runner_number").asc(nulls_last=True), "pk")
+        .values_list("horse_id", "barrier", "handicap_m")
+    ]
+    snapshot = (
+        OddsSnapshot.objects.filter(race_id=race_id, source=OddsSnapshot.Source.SIMULATION)
+        .order_by("-taken_at", "-pk")
+        .values("odds", "market_elapsed_s")
+        .first()
+    )
+    return RaceMarketState(
+        race_id=race_id,
+        status=race["status"],
+        fed=race["fed"],
+        start_type=race["start_type"],
+        positions=positions,
+        last_simulated_odds=snapshot["odds"] if snapshot else None,
+        last_simulated_elapsed_s=snapshot["market_elapsed_s"] if snapshot else None,
+    )
+
+
+def race_day_meetings(*, first_date: dt.date, last_date: dt.date | None = None) -> list[Meeting]:
+    """
+    Return the meetings from ``first_date`` (to ``last_date``, if given), each with its races in
+    number order and each finished race's winner as ``winner_name`` (two queries).
+    """
+    winner = (
+        Starter.objects.filter(race=OuterRef("pk"), placing=1, did_not_finish=False)
+        .order_by(F("runner_number").asc(nulls_last=True))
+        .values("horse__name")[:1]
+    )
+    races = Race.objects.order_by("race_number").annotate(winner_name=Subquery(winner))
+    meetings = Meeting.objects.filter(date__gte=first_date)
+    if last_date is not None:
+        meetings = meetings.filter(date__lte=last_date)
+    return list(meetings.order_by("date", "code").prefetch_related(Prefetch("races", queryset=races)))
+
+
+def meeting_dates_around(*, day: dt.date) -> tuple[dt.date | None, dt.date | None]:
+    """Return the nearest meeting dates before and after ``day`` (for previous/next links)."""
+    before = Meeting.objects.filter(date__lt=day).order_by("-date").values_list("date", flat=True).first()
+    after = Meeting.objects.filter(date__gt=day).order_by("date").values_list("date", flat=True).first()
+    return before, after
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,18 +9,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "racing.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.conf import settings  # noqa: E402
 
 from live import daphne_fixes  # noqa: E402
 from live.routing import websocket_urlpatterns  # noqa: E402
 from live.security import BrowserOriginValidator  # noqa: E402
 
 daphne_fixes.install()
-
-if settings.DEBUG:
-    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
-
-    django_asgi_app = ASGIStaticFilesHandler(django_asgi_app)
 
 application = ProtocolTypeRouter(
     {

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from races import views
+from live import views
 
 admin.site.site_header = "Race office"
 admin.site.site_title = "Race office"
@@ -10,6 +10,7 @@ admin.site.index_title = "Race day data"
 
 urlpatterns = [
     path("", views.race_day, name="race-day"),
+    path("races/<int:race_id>/", views.race_page, name="race-page"),
     path("admin/", admin.site.urls),
     path("api/", include("races.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

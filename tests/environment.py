@@ -9,3 +9,6 @@ import uuid
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
 # Redis keys of this run carry their own prefix: tests on a shared Redis touch nothing else.
 os.environ.setdefault("CHANNEL_LAYER_PREFIX", f"racing-test-{uuid.uuid4().hex[:12]}")
+# In-process tests render pages without collectstatic; server processes started by the tests
+# use the production storage on a collected STATIC_ROOT (tests/servers.py).
+os.environ.setdefault("STATICFILES_STORAGE", "django.contrib.staticfiles.storage.StaticFilesStorage")

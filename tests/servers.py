@@ -20,6 +20,7 @@ STARTUP_TIMEOUT_S = 30
 @dataclass
 class ServerDatabase:
     url: str
+    static_root: str
     admin_url: str | None = None  # set for PostgreSQL, whose test database is dropped afterwards
 
     def scalar(self, sql: str, *params: object) -> object:
@@ -55,6 +56,9 @@ def server_environment(database: ServerDatabase, **overrides: str) -> dict[str, 
         "DATABASE_URL": database.url,
         "DEBUG": "0",
         "PYTHONUNBUFFERED": "1",
+        # Production static files: hashed names from a collected STATIC_ROOT, served by WhiteNoise.
+        "STATICFILES_STORAGE": "whitenoise.storage.CompressedManifestStaticFilesStorage",
+        "STATIC_ROOT": database.static_root,
     }
     environment.update(overrides)
     return environment
@@ -62,7 +66,7 @@ def server_environment(database: ServerDatabase, **overrides: str) -> dict[str, 
 
 def prepare_server_database(directory: Path) -> ServerDatabase:
     """Create a database for server processes (PostgreSQL if DATABASE_URL says so), migrated
-    and loaded with the fixture race day, as `make run` does."""
+    and loaded with the fixture race day as `make run` does, and collect their static files."""
     base_url = os.environ.get("DATABASE_URL", "")
     if base_url.startswith(("postgres://", "postgresql://")):
         import psycopg
@@ -71,11 +75,17 @@ def prepare_server_database(directory: Path) -> ServerDatabase:
         parts = urlsplit(base_url)
         with psycopg.connect(base_url, autocommit=True) as connection:
             connection.execute(f'CREATE DATABASE "{name}"')
-        database = ServerDatabase(url=urlunsplit(parts._replace(path=f"/{name}")), admin_url=base_url)
+        database = ServerDatabase(
+            url=urlunsplit(parts._replace(path=f"/{name}")), static_root=str(directory / "static"), admin_url=base_url
+        )
     else:
-        database = ServerDatabase(url=f"sqlite:///{directory / 'server.sqlite3'}")
+        database = ServerDatabase(url=f"sqlite:///{directory / 'server.sqlite3'}", static_root=str(directory / "static"))
     environment = server_environment(database)
-    for command in (["migrate", "--noinput", "-v0"], ["loaddata", str(FIXTURE), "-v0"]):
+    for command in (
+        ["migrate", "--noinput", "-v0"],
+        ["loaddata", str(FIXTURE), "-v0"],
+        ["collectstatic", "--noinput", "-v0"],
+    ):
         subprocess.run(
             [sys.executable, "manage.py", *command],
             cwd=REPO_DIR,
@@ -118,9 +128,11 @@ class DaphneServer:
                 self.process.wait()
 
 
-def start_daphne(database: ServerDatabase, *, log_dir: Path, **environment: str) -> DaphneServer:
+def start_daphne(
+    database: ServerDatabase, *, log_dir: Path, port: int | None = None, **environment: str
+) -> DaphneServer:
     """Start ``python -m racing.server`` (what `make run` runs) and wait until it accepts."""
-    port = free_port()
+    port = port or free_port()
     log_path = log_dir / f"daphne-{port}.log"
     log_file = log_path.open("wb")
     process = subprocess.Popen(
