@@ -76,5 +76,10 @@ async def _group_send(
     # The frame is encoded here, once; each client's handler only writes the text out. The
     # timestamp rides along so that a client who was just sent this update from the database
     # (on connect) can tell it apart from a newer one.
-    event = {"type": event_type, "text": encode(message), "timestamp": utc_timestamp(message.timestamp)}
+    event = {
+        "type": event_type,
+        "race_id": race_id,
+        "text": encode(message),
+        "timestamp": utc_timestamp(message.timestamp),
+    }
     await layer.group_send(race_group_name(race_id), event)

@@ -11,7 +11,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from live.broadcasting import race_group_name
+from live.fanout import race_fanout
 from live.messages import (
     CLOSE_INTERNAL_ERROR,
     CLOSE_MESSAGE_TOO_BIG,
@@ -48,9 +48,14 @@ def _path_race_id(raw: str) -> int | None:
 
 
 class RaceConsumer(AsyncWebsocketConsumer):
+    # No channel of its own: the race's updates reach this client through the process's
+    # fan-out (live/fanout.py), one channel-layer member per process instead of per client.
+    channel_layer_alias = None
+
     race_id: int | None = None
-    group_name: str | None = None
+    subscribed_to: int | None = None  # the race whose fan-out this client is in
     accepted: bool = False
+    ready: bool = False  # initial_state is sent: updates may go out
     watching: bool = False  # counted as a viewer by the simulation supervisor
     # The newest update this client has been sent; group events up to it are duplicates.
     sent_up_to: str = ""
@@ -63,20 +68,29 @@ class RaceConsumer(AsyncWebsocketConsumer):
         if race_id is None:
             await self.reject(CLOSE_RACE_NOT_FOUND, f"Race not found: {raw_race_id!r} is not a race id")
             return
-        # Join before reading the race, so that no update published meanwhile is missed: it
-        # waits in this channel until connect returns, and is skipped if the read already had it.
-        self.group_name = race_group_name(race_id)
-        await self.channel_layer.group_add(self.group_name, self.channel_name)
+        # Join before reading the race, so that no update published meanwhile is missed: it is
+        # held until initial_state is out, and skipped if the read already had it.
+        self.pending: list[dict[str, Any]] = []
+        await race_fanout().subscribe(race_id, self)
+        self.subscribed_to = race_id
         card = await _race_card(race_id)
         if card is None:
-            await self.channel_layer.group_discard(self.group_name, self.channel_name)
-            self.group_name = None
+            await self.leave_fanout()
             await self.reject(CLOSE_RACE_NOT_FOUND, f"Race not found: no race with id {race_id}")
             return
         self.race_id = race_id
         await self.accept()
         await self.send_message(InitialStateMessage(race_id=race_id, card=card))
         await self.send_market_so_far(card)
+        self.ready = True
+        held, self.pending = self.pending, []
+        for event in held:
+            await self.forward(event)
+
+    async def leave_fanout(self) -> None:
+        if self.subscribed_to is not None:
+            race_id, self.subscribed_to = self.subscribed_to, None
+            await race_fanout().unsubscribe(race_id, self)
 
     async def send_market_so_far(self, card: RaceCard) -> None:
         """Send a joining client the result if declared, else the latest odds, at once."""
@@ -114,9 +128,7 @@ class RaceConsumer(AsyncWebsocketConsumer):
         if self.watching:
             simulation_supervisor().viewer_left(self.race_id)
             self.watching = False
-        if self.group_name is not None:
-            await self.channel_layer.group_discard(self.group_name, self.channel_name)
-            self.group_name = None
+        await self.leave_fanout()
 
     # --- Client messages ----------------------------------------------------------------------
 
@@ -153,12 +165,12 @@ class RaceConsumer(AsyncWebsocketConsumer):
             return
         await self.send_message(SubscribedMessage(race_id=race_id))
 
-    # --- Group events: one handler per server message type -----------------------------------
+    # --- Updates from the race's fan-out (odds_update, result_update, encoded once) ----------
 
-    async def odds_update(self, event: dict[str, Any]) -> None:
-        await self.forward(event)
-
-    async def result_update(self, event: dict[str, Any]) -> None:
+    async def deliver(self, event: dict[str, Any]) -> None:
+        if not self.ready:
+            self.pending.append(event)
+            return
         await self.forward(event)
 
     async def forward(self, event: dict[str, Any]) -> None:

@@ -67,14 +67,16 @@ def pytest_sessionfinish(session, exitstatus) -> None:
 
 
 @pytest.fixture
-async def stop_simulations():
-    """Stop the simulations that this test's connections started, before its event loop ends,
-    and close the database connections their worker thread kept."""
+async def stop_live_tasks():
+    """Stop the simulations and fan-out that this test's connections started, before its event
+    loop ends, and close the database connections their worker thread kept."""
     from channels.db import database_sync_to_async
     from django.db import connections
 
+    from live.fanout import race_fanout_close
     from live.supervisor import simulation_supervisor_shutdown
 
     yield
     await simulation_supervisor_shutdown()
+    await race_fanout_close()
     await database_sync_to_async(connections.close_all)()

@@ -18,7 +18,7 @@ from tests import factories
 from tests.spec import assert_valid
 from tests.test_admin import inline_management
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("stop_simulations")]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("stop_live_tasks")]
 
 
 def change_form(race: Race, placings: list[tuple[int | None, bool]]) -> dict[str, str]:

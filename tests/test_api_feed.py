@@ -236,7 +236,7 @@ async def connect(race_id: int) -> WebsocketCommunicator:
     return communicator
 
 
-@pytest.mark.usefixtures("stop_simulations")
+@pytest.mark.usefixtures("stop_live_tasks")
 async def test_accepted_odds_and_results_reach_connected_clients_after_commit(feed, race, horse_ids):
     client = await connect(race.pk)
 
@@ -253,7 +253,7 @@ async def test_accepted_odds_and_results_reach_connected_clients_after_commit(fe
     await client.disconnect()
 
 
-@pytest.mark.usefixtures("stop_simulations")
+@pytest.mark.usefixtures("stop_live_tasks")
 async def test_a_correction_is_broadcast_again(feed, race, horse_ids):
     client = await connect(race.pk)
     await sync_to_async(post)(feed, f"/api/races/{race.pk}/results/", results_body(horse_ids))
@@ -267,7 +267,7 @@ async def test_a_correction_is_broadcast_again(feed, race, horse_ids):
     await client.disconnect()
 
 
-@pytest.mark.usefixtures("stop_simulations")
+@pytest.mark.usefixtures("stop_live_tasks")
 async def test_a_fed_race_stops_its_simulation_and_never_starts_it_again(feed, race, horse_ids, settings):
     settings.SIMULATION_SPEEDUP = 10  # simulated odds every 0.5-1 s
     settings.SIMULATION_HEARTBEAT_S = 0.05

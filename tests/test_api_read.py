@@ -83,7 +83,7 @@ def test_lists_cost_two_queries_however_many_rows(client, django_assert_num_quer
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.usefixtures("stop_simulations")
+@pytest.mark.usefixtures("stop_live_tasks")
 async def test_a_race_reads_exactly_as_initial_state_data(async_client):
     race = await factories.arace_create(starter_count=9)
     communicator = WebsocketCommunicator(application, f"/ws/races/{race.pk}")

@@ -6,7 +6,7 @@ from channels.testing import WebsocketCommunicator
 from racing.asgi import application
 from tests import factories
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("stop_simulations")]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("stop_live_tasks")]
 
 
 async def connect_with_headers(path: str, headers: list[tuple[bytes, bytes]]):

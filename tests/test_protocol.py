@@ -15,13 +15,14 @@ from django.test.utils import CaptureQueriesContext
 
 from live import broadcasting, messages
 from live.broadcasting import publish_odds_update, publish_result_update, race_group_name
+from live.fanout import race_fanout
 from live.messages import HorseOdds, HorseResult
 from racing.asgi import application
 from races.models import Race, Starter
 from tests import factories
 from tests.spec import assert_valid
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("stop_simulations")]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("stop_live_tasks")]
 
 RACE_FIELDS = {
     "id", "meeting_id", "race_number", "distance_m", "start_type", "gait", "weather",
@@ -47,6 +48,7 @@ async def connect(path: str) -> tuple[WebsocketCommunicator, dict]:
 
 
 async def group_members(race_id: int) -> int:
+    """Return how many channels the race's channel-layer group has (one per process)."""
     layer = get_channel_layer()
     group = race_group_name(race_id)
     if hasattr(layer, "groups"):  # in-memory layer
@@ -313,15 +315,28 @@ async def test_an_unexpected_error_closes_1011_with_a_reason_and_others_carry_on
     await bystander.disconnect()
 
 
-async def test_disconnecting_leaves_the_race_group_empty(race):
+async def test_a_process_joins_a_race_group_once_and_leaves_it_with_its_last_client(race):
     first, _ = await connect(f"/ws/races/{race.pk}")
     second, _ = await connect(f"/ws/races/{race.pk}")
-    assert await group_members(race.pk) == 2
+    assert await group_members(race.pk) == 1  # the process's fan-out, not one per client
+    assert len(race_fanout().subscribers[race.pk]) == 2
 
     await first.disconnect()
+    assert await group_members(race.pk) == 1
     await second.disconnect()
 
     assert await group_members(race.pk) == 0
+    assert race.pk not in race_fanout().subscribers
+
+
+async def test_an_unknown_race_leaves_nothing_behind():
+    communicator = WebsocketCommunicator(application, "/ws/races/424242")
+    await communicator.connect()
+    await communicator.receive_output(timeout=5)
+    await communicator.wait()
+
+    assert await group_members(424242) == 0
+    assert 424242 not in race_fanout().subscribers
 
 
 def test_messages_module_builds_every_server_message_type():
@@ -333,3 +348,47 @@ def test_messages_module_builds_every_server_message_type():
         messages.ErrorMessage.type,
     }
     assert built == {"subscribed", "initial_state", "odds_update", "result_update", "error"}
+
+
+async def test_an_update_published_while_a_client_connects_arrives_once_after_initial_state(race, monkeypatch):
+    import live.consumers
+
+    real_read = live.consumers._race_card
+
+    async def read_while_an_update_is_published(race_id):
+        await publish_odds_update(race_id=race_id, odds=[HorseOdds(horse_id=1, odds=3.0)])
+        return await real_read(race_id)
+
+    monkeypatch.setattr(live.consumers, "_race_card", read_while_an_update_is_published)
+
+    communicator, first = await connect(f"/ws/races/{race.pk}")
+
+    assert first["type"] == "initial_state"
+    assert (await communicator.receive_json_from())["type"] == "odds_update"
+    assert await communicator.receive_nothing(timeout=0.2)
+    await communicator.disconnect()
+
+
+async def test_an_update_both_read_on_connect_and_published_live_is_sent_once(race, monkeypatch):
+    import live.consumers
+    from races.services import odds_snapshot_record
+
+    horse_id = await database_sync_to_async(lambda: race.starters.first().horse_id)()
+    real_read = live.consumers._race_card
+
+    async def read_after_store_before_broadcast(race_id):
+        # The snapshot is committed (the read sees it), its broadcast lands in the fan-out meanwhile.
+        moment = dt.datetime(2026, 12, 4, 6, 0, 1, tzinfo=dt.timezone.utc)
+        await database_sync_to_async(odds_snapshot_record)(
+            race_id=race_id, odds=[(horse_id, 4.4)], source="feed", taken_at=moment
+        )
+        return await real_read(race_id)
+
+    monkeypatch.setattr(live.consumers, "_race_card", read_after_store_before_broadcast)
+
+    communicator, _ = await connect(f"/ws/races/{race.pk}")
+
+    odds = await communicator.receive_json_from()
+    assert odds["odds"] == [{"horse_id": horse_id, "odds": 4.4}]
+    assert await communicator.receive_nothing(timeout=0.3)
+    await communicator.disconnect()

@@ -18,7 +18,7 @@ from races.services import race_result_record
 from tests import factories
 from tests.spec import assert_valid
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("stop_simulations")]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("stop_live_tasks")]
 
 
 @pytest.fixture
