@@ -9,7 +9,7 @@ PORT ?= 8000
 # Local development defaults; production sets these (and SECRET_KEY) in the environment.
 export DEBUG ?= 1
 
-.PHONY: run test install migrate fixtures
+.PHONY: run test bench install migrate fixtures
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,3 +39,7 @@ run: fixtures
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The fan-out benchmark, every scenario (several minutes); results into docs/performance.md.
+bench: install
+	$(BIN)/python -m bench --json bench/results/latest.json --markdown bench/results/latest.md

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import cached_property
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -11,6 +12,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from live import daphne_fixes
 from live.fanout import race_fanout
 from live.messages import (
     CLOSE_INTERNAL_ERROR,
@@ -167,18 +169,23 @@ class RaceConsumer(AsyncWebsocketConsumer):
 
     # --- Updates from the race's fan-out (odds_update, result_update, encoded once) ----------
 
-    async def deliver(self, event: dict[str, Any]) -> None:
+    @cached_property
+    def websocket_protocol(self) -> Any:
+        return daphne_fixes.websocket_protocol(self.base_send)
+
+    def takes(self, event: dict[str, Any]) -> bool:
         if not self.ready:
             self.pending.append(event)
-            return
-        await self.forward(event)
-
-    async def forward(self, event: dict[str, Any]) -> None:
+            return False
         # UTC ISO 8601 timestamps of one format compare in time order as strings.
         if event["timestamp"] <= self.sent_up_to:
-            return
+            return False
         self.sent_up_to = event["timestamp"]
-        await self.send(text_data=event["text"])
+        return True
+
+    async def forward(self, event: dict[str, Any]) -> None:
+        if self.takes(event):
+            await self.send(text_data=event["text"])
 
     # --- Sending and failing ------------------------------------------------------------------
 

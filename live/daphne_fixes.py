@@ -55,3 +55,56 @@ def install() -> None:
     WebSocketProtocol.handle_reply = handle_reply
     WebSocketProtocol.onConnect = on_connect
     WebSocketProtocol._racing_fixes_installed = True
+
+
+def websocket_protocol(send: Any) -> Any | None:
+    """
+    Return the Daphne (autobahn) protocol object behind an ASGI ``send`` callable, or None.
+
+    Daphne hands each application ``partial(server.handle_reply, protocol)``. The fan-out uses
+    the protocol to send one prepared frame to every local client, as websockets.broadcast()
+    does, instead of framing the same payload once per client through the ASGI send path.
+    Under any other server (or a test communicator) this returns None and the ASGI path is used.
+    """
+    import functools
+
+    if not isinstance(send, functools.partial) or not send.args:
+        return None
+    protocol = send.args[0]
+    if not (hasattr(protocol, "sendPreparedMessage") and hasattr(protocol, "factory")):
+        return None
+    return protocol
+
+
+def send_prepared_frame(protocol: Any, prepared: Any) -> None:
+    """
+    Send a prepared WebSocket frame on a Daphne connection, writing straight to the socket when
+    nothing is queued for it.
+
+    Twisted's transport.write() only queues: the bytes go out on a later reactor turn, after two
+    epoll registrations and a logging-context wrapper per socket, which for a race with thousands
+    of clients cost more than everything else in a broadcast together. When the connection's
+    outgoing buffer is empty (the normal case) the frame is sent now, as asyncio transports do;
+    whatever the kernel does not take, and everything for a connection that already has data
+    queued (a slow reader), goes through transport.write() so the order of bytes is kept.
+    """
+    transport = protocol.transport
+    frame = prepared.payloadHybi
+    if (
+        protocol.state != protocol.STATE_OPEN
+        or getattr(transport, "TLS", True)  # TLS (or an unknown transport): never bypass it
+        or transport.disconnecting
+        or getattr(transport, "dataBuffer", b"x")
+        or getattr(transport, "_tempDataBuffer", [b"x"])
+    ):
+        if protocol.state == protocol.STATE_OPEN:
+            protocol.sendPreparedMessage(prepared)
+        return
+    try:
+        sent = transport.socket.send(frame)
+    except (BlockingIOError, InterruptedError):
+        sent = 0
+    except OSError:
+        return  # the connection is going; Twisted reports the close to the application
+    if sent < len(frame):
+        transport.write(frame[sent:])

@@ -19,6 +19,7 @@ from weakref import WeakKeyDictionary
 from channels.layers import get_channel_layer
 
 from live.broadcasting import race_group_name
+from live.daphne_fixes import send_prepared_frame
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,13 @@ RECEIVE_RETRY_S = 0.5
 
 
 class Subscriber(Protocol):
-    async def deliver(self, event: dict[str, Any]) -> None: ...
+    # The client's Daphne protocol, for the prepared-frame fast path; None elsewhere.
+    websocket_protocol: Any
+
+    def takes(self, event: dict[str, Any]) -> bool:
+        """Return whether to send the event now (False: held until initial_state, or a duplicate)."""
+
+    async def send(self, text_data: str) -> None: ...
 
 
 class RaceFanout:
@@ -93,10 +100,21 @@ class RaceFanout:
 
     async def _deliver(self, event: dict[str, Any]) -> None:
         # In order, one update at a time: every client of a race sees its updates in the order
-        # they were published.
+        # they were published. Under Daphne the frame is built once and the same bytes are
+        # written to every socket (websockets.broadcast's approach); elsewhere, the ASGI send.
+        text = event["text"]
+        prepared = None
         for subscriber in list(self.subscribers.get(event.get("race_id"), ())):
             try:
-                await subscriber.deliver(event)
+                if not subscriber.takes(event):
+                    continue
+                protocol = subscriber.websocket_protocol
+                if protocol is not None:
+                    if prepared is None:
+                        prepared = protocol.factory.prepareMessage(text.encode("utf-8"))
+                    send_prepared_frame(protocol, prepared)
+                else:
+                    await subscriber.send(text_data=text)
             except Exception:
                 logger.exception("Delivering race %s update to one client failed", event.get("race_id"))
 

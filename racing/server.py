@@ -15,6 +15,9 @@ import sys
 # Keepalive pings find connections whose peer vanished without a close (a phone losing signal).
 PING_INTERVAL_S = 20
 PING_TIMEOUT_S = 30
+# Pending TCP connections the kernel may queue for us: Twisted's default of 50 turns a
+# connection storm (every phone reconnecting after a restart) into SYN retries of a second each.
+LISTEN_BACKLOG = 2048
 
 
 def daphne_argv(*, host: str, port: int, extra: list[str]) -> list[str]:
@@ -22,9 +25,9 @@ def daphne_argv(*, host: str, port: int, extra: list[str]) -> list[str]:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "racing.settings")
     from django.conf import settings
 
+    interface = host.replace(":", r"\:")  # an IPv6 address needs its colons escaped here
     return [
-        "--bind", host,
-        "--port", str(port),
+        "--endpoint", f"tcp:port={port}:interface={interface}:backlog={LISTEN_BACKLOG}",
         # Autobahn closes a larger frame with 1009 before our code ever buffers it.
         "--websocket-max-message-size", str(settings.WEBSOCKET_MAX_MESSAGE_BYTES),
         "--ping-interval", str(PING_INTERVAL_S),

@@ -1,0 +1,94 @@
+"""The Daphne adaptations: close reasons, and one prepared frame written to many sockets."""
+
+from __future__ import annotations
+
+import functools
+from types import SimpleNamespace
+
+from live.daphne_fixes import send_prepared_frame, truncate_close_reason, websocket_protocol
+
+
+class FakeSocket:
+    def __init__(self, takes: int | None = None, error: Exception | None = None) -> None:
+        self.takes, self.error, self.sent = takes, error, []
+
+    def send(self, data: bytes) -> int:
+        if self.error:
+            raise self.error
+        taken = len(data) if self.takes is None else self.takes
+        self.sent.append(data[:taken])
+        return taken
+
+
+def connection(*, socket: FakeSocket, queued: bytes = b"", tls: bool = False, open_: bool = True):
+    written: list[bytes] = []
+    transport = SimpleNamespace(
+        TLS=tls, disconnecting=False, dataBuffer=queued, _tempDataBuffer=[], socket=socket, write=written.append
+    )
+    prepared_sent: list = []
+    protocol = SimpleNamespace(
+        STATE_OPEN=3, state=3 if open_ else 4, transport=transport, sendPreparedMessage=prepared_sent.append
+    )
+    return protocol, written, prepared_sent
+
+
+PREPARED = SimpleNamespace(payloadHybi=b"\x81\x05hello")
+
+
+def test_an_idle_connection_gets_the_frame_straight_on_its_socket():
+    socket = FakeSocket()
+    protocol, written, _ = connection(socket=socket)
+
+    send_prepared_frame(protocol, PREPARED)
+
+    assert socket.sent == [b"\x81\x05hello"] and written == []
+
+
+def test_what_the_kernel_does_not_take_is_queued_in_order():
+    socket = FakeSocket(takes=3)
+    protocol, written, _ = connection(socket=socket)
+
+    send_prepared_frame(protocol, PREPARED)
+
+    assert socket.sent == [b"\x81\x05h"] and written == [b"ello"]
+
+
+def test_a_slow_reader_with_bytes_queued_gets_the_frame_queued_behind_them():
+    socket = FakeSocket()
+    protocol, _, prepared_sent = connection(socket=socket, queued=b"earlier frame")
+
+    send_prepared_frame(protocol, PREPARED)
+
+    assert socket.sent == [] and prepared_sent == [PREPARED]
+
+
+def test_tls_connections_are_never_bypassed():
+    socket = FakeSocket()
+    protocol, _, prepared_sent = connection(socket=socket, tls=True)
+
+    send_prepared_frame(protocol, PREPARED)
+
+    assert socket.sent == [] and prepared_sent == [PREPARED]
+
+
+def test_a_closing_connection_gets_nothing_and_a_broken_socket_raises_nothing():
+    closed, _, closed_prepared = connection(socket=FakeSocket(), open_=False)
+    broken, written, _ = connection(socket=FakeSocket(error=ConnectionResetError()))
+
+    send_prepared_frame(closed, PREPARED)
+    send_prepared_frame(broken, PREPARED)
+
+    assert closed_prepared == [] and written == []
+
+
+def test_the_protocol_is_found_only_behind_daphnes_send():
+    protocol = SimpleNamespace(sendPreparedMessage=None, factory=None)
+
+    assert websocket_protocol(functools.partial(lambda p, m: None, protocol)) is protocol
+    assert websocket_protocol(lambda message: None) is None
+    assert websocket_protocol(functools.partial(lambda m: None)) is None
+
+
+def test_close_reasons_are_cut_to_fit_a_close_frame_on_a_character_boundary():
+    assert truncate_close_reason("x" * 200) == "x" * 123
+    assert truncate_close_reason("€" * 50).encode() == ("€" * 41).encode()
