@@ -58,7 +58,7 @@ async def _run(urls: list[str], count: int, expected: int, connected, go, timeou
             while received[index] < expected:
                 text = await ws.recv()
                 at = sent_at(text)
-                if at is not None:
+                if at is not None and at >= go_at[0]:  # not the odds a joiner is sent on connect
                     now = time.time()
                     latencies.append(now - at)
                     received[index] += 1
@@ -66,10 +66,12 @@ async def _run(urls: list[str], count: int, expected: int, connected, go, timeou
         except Exception as error:
             failures.append(f"receive: {type(error).__name__}: {error}")
 
+    go_at = [float("inf")]
     storm_started = time.perf_counter()
     tasks = [asyncio.create_task(one(i)) for i in range(count)]
     await all_connected.wait()
     storm_s = time.perf_counter() - storm_started
+    go_at[0] = time.time()  # every update of the scenario is published after this
     connected.set()
     await asyncio.get_running_loop().run_in_executor(None, go.wait)
     done, pending = await asyncio.wait(tasks, timeout=timeout_s)

@@ -164,8 +164,17 @@ class Deployment:
                 process.kill()
 
 
+def reset_race(database: BenchDatabase) -> None:
+    """Clear the race's odds history, so a scenario's late-joiner odds are not an earlier one's."""
+    subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", f"from races.services import race_reset; race_reset(race_id={RACE_ID})"],
+        cwd=REPO_DIR, env=database.environment(), check=True,
+    )  # fmt: skip
+
+
 def start_project(scenario, database: BenchDatabase, workdir: Path) -> Deployment:
     """Start the scenario's Daphne processes (`python -m racing.server`, as `make run` does)."""
+    reset_race(database)
     extra = {}
     if scenario.layer == "redis":
         extra = {"REDIS_URL": database.redis_url, "CHANNEL_LAYER_PREFIX": f"{database.redis_prefix}-{uuid.uuid4().hex[:4]}"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from functools import cached_property
 from typing import Any
 
@@ -13,7 +14,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from live import daphne_fixes
-from live.fanout import race_fanout
+from live.fanout import JoinState, race_fanout
 from live.messages import (
     CLOSE_INTERNAL_ERROR,
     CLOSE_MESSAGE_TOO_BIG,
@@ -39,6 +40,29 @@ logger = logging.getLogger(__name__)
 @database_sync_to_async
 def _race_card(race_id: int) -> RaceCard | None:
     return race_card_get(race_id=race_id)
+
+
+def _join_state(race_id: int, card: RaceCard) -> JoinState:
+    """Return what a joining client is sent: initial_state, then the result if declared, else the
+    latest odds at once (a late joiner does not wait for the next update)."""
+    frames = [encode(InitialStateMessage(race_id=race_id, card=card))]
+    market = card["market"]
+    update: OddsUpdateMessage | ResultUpdateMessage | None = None
+    if market["result_declared_at"] is not None:
+        update = result_update_from_starters(
+            race_id=race_id, starters=card["starters"], declared_at=market["result_declared_at"]
+        )
+    elif market["latest_odds"] is not None:
+        update = odds_update_from_snapshot(race_id=race_id, odds=market["latest_odds"], taken_at=market["latest_odds_at"])
+    if update is not None:
+        frames.append(encode(update))
+    return JoinState(
+        frames=frames,
+        sent_up_to=utc_timestamp(update.timestamp) if update is not None else "",
+        finished=market["result_declared_at"] is not None,
+        fed=market["fed"],
+        read_at=time.monotonic(),
+    )
 
 
 def _path_race_id(raw: str) -> int | None:
@@ -73,17 +97,27 @@ class RaceConsumer(AsyncWebsocketConsumer):
         # Join before reading the race, so that no update published meanwhile is missed: it is
         # held until initial_state is out, and skipped if the read already had it.
         self.pending: list[dict[str, Any]] = []
-        await race_fanout().subscribe(race_id, self)
+        fanout = race_fanout()
+        await fanout.subscribe(race_id, self)
         self.subscribed_to = race_id
-        card = await _race_card(race_id)
-        if card is None:
-            await self.leave_fanout()
-            await self.reject(CLOSE_RACE_NOT_FOUND, f"Race not found: no race with id {race_id}")
-            return
+        joining = fanout.join_state(race_id)
+        if joining is None:
+            generation = fanout.generation(race_id)
+            card = await _race_card(race_id)
+            if card is None:
+                await self.leave_fanout()
+                await self.reject(CLOSE_RACE_NOT_FOUND, f"Race not found: no race with id {race_id}")
+                return
+            joining = _join_state(race_id, card)
+            fanout.remember(race_id, joining, read_in_generation=generation)
         self.race_id = race_id
         await self.accept()
-        await self.send_message(InitialStateMessage(race_id=race_id, card=card))
-        await self.send_market_so_far(card)
+        for frame in joining.frames:
+            await self.send(text_data=frame)
+        self.sent_up_to = joining.sent_up_to
+        if settings.SIMULATION_ENABLED and not joining.fed and not joining.finished:
+            simulation_supervisor().viewer_joined(race_id)
+            self.watching = True
         self.ready = True
         held, self.pending = self.pending, []
         for event in held:
@@ -93,28 +127,6 @@ class RaceConsumer(AsyncWebsocketConsumer):
         if self.subscribed_to is not None:
             race_id, self.subscribed_to = self.subscribed_to, None
             await race_fanout().unsubscribe(race_id, self)
-
-    async def send_market_so_far(self, card: RaceCard) -> None:
-        """Send a joining client the result if declared, else the latest odds, at once."""
-        market = card["market"]
-        if market["result_declared_at"] is not None:
-            await self.send_update(
-                result_update_from_starters(
-                    race_id=self.race_id,
-                    starters=card["starters"],
-                    declared_at=market["result_declared_at"],
-                )
-            )
-            return
-        if market["latest_odds"] is not None:
-            await self.send_update(
-                odds_update_from_snapshot(
-                    race_id=self.race_id, odds=market["latest_odds"], taken_at=market["latest_odds_at"]
-                )
-            )
-        if settings.SIMULATION_ENABLED and not market["fed"]:
-            simulation_supervisor().viewer_joined(self.race_id)
-            self.watching = True
 
     async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
         await super().accept(subprotocol, headers)
@@ -191,10 +203,6 @@ class RaceConsumer(AsyncWebsocketConsumer):
 
     async def send_message(self, message: ServerMessage) -> None:
         await self.send(text_data=encode(message))
-
-    async def send_update(self, message: OddsUpdateMessage | ResultUpdateMessage) -> None:
-        self.sent_up_to = max(self.sent_up_to, utc_timestamp(message.timestamp))
-        await self.send_message(message)
 
     async def send_error(self, text: str) -> None:
         await self.send_message(ErrorMessage(message=text))

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from dataclasses import dataclass
 from typing import Any, Protocol
 from weakref import WeakKeyDictionary
 
@@ -28,6 +30,23 @@ logger = logging.getLogger(__name__)
 GROUP_REFRESH_S = 10 * 60
 # After the channel layer fails (Redis restarting), wait this long before receiving again.
 RECEIVE_RETRY_S = 0.5
+
+
+# How long a joining client may be served the race as another client read it: admin edits of a
+# race card (a driver change, say) announce no update, so they reach joiners within this time.
+JOIN_STATE_TTL_S = 2.0
+
+
+@dataclass
+class JoinState:
+    """What a client joining a race is sent, as frames already encoded: initial_state, then the
+    result if declared or else the latest odds (if any)."""
+
+    frames: list[str]
+    sent_up_to: str  # timestamp of the newest update among the frames ("" if none)
+    finished: bool
+    fed: bool
+    read_at: float
 
 
 class Subscriber(Protocol):
@@ -49,6 +68,11 @@ class RaceFanout:
         self.subscribers: dict[int, set[Subscriber]] = {}
         self._joined: set[int] = set()
         self._locks: dict[int, asyncio.Lock] = {}
+        # A connection storm (every phone reconnecting after a restart) reads the race once per
+        # process, not once per client: the join state is kept while this process is in the
+        # race's group, so every update since it was read has passed through here.
+        self._join_states: dict[int, JoinState] = {}
+        self._generations: dict[int, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     async def subscribe(self, race_id: int, subscriber: Subscriber) -> None:
@@ -69,9 +93,27 @@ class RaceFanout:
             if members:
                 return
             del self.subscribers[race_id]
+            self._join_states.pop(race_id, None)
             if race_id in self._joined:
                 self._joined.discard(race_id)
                 await self.layer.group_discard(race_group_name(race_id), self.channel)
+
+    def join_state(self, race_id: int) -> JoinState | None:
+        state = self._join_states.get(race_id)
+        if state is not None and time.monotonic() - state.read_at > JOIN_STATE_TTL_S:
+            del self._join_states[race_id]
+            return None
+        return state
+
+    def generation(self, race_id: int) -> int:
+        """Return a number that changes with every update of the race through this process."""
+        return self._generations.get(race_id, 0)
+
+    def remember(self, race_id: int, state: JoinState, *, read_in_generation: int) -> None:
+        """Keep a join state read from the database, unless an update arrived during the read
+        (the read may or may not include it) or the process has left the race's group."""
+        if race_id in self._joined and self.generation(race_id) == read_in_generation:
+            self._join_states[race_id] = state
 
     def _lock(self, race_id: int) -> asyncio.Lock:
         # One lock per race orders its joins and leaves, so a leave's group_discard can never
@@ -103,8 +145,17 @@ class RaceFanout:
         # they were published. Under Daphne the frame is built once and the same bytes are
         # written to every socket (websockets.broadcast's approach); elsewhere, the ASGI send.
         text = event["text"]
+        race_id = event.get("race_id")
+        self._generations[race_id] = self.generation(race_id) + 1
+        state = self._join_states.get(race_id)
+        if state is not None:
+            if event.get("type") == "odds.update" and not state.finished:
+                state.frames = [state.frames[0], text]
+                state.sent_up_to = event["timestamp"]
+            else:  # a result (or correction) changes the card itself: read it afresh
+                del self._join_states[race_id]
         prepared = None
-        for subscriber in list(self.subscribers.get(event.get("race_id"), ())):
+        for subscriber in list(self.subscribers.get(race_id, ())):
             try:
                 if not subscriber.takes(event):
                     continue

@@ -299,8 +299,9 @@ async def test_an_unexpected_error_closes_1011_with_a_reason_and_others_carry_on
     def explode(*, race_id):
         raise RuntimeError("database on fire")
 
+    other_race = await database_sync_to_async(factories.race_create)(starter_count=2)
     monkeypatch.setattr("live.consumers.race_card_get", explode)
-    victim = WebsocketCommunicator(application, f"/ws/races/{race.pk}")
+    victim = WebsocketCommunicator(application, f"/ws/races/{other_race.pk}")
     with caplog.at_level(logging.ERROR, logger="live.consumers"):
         connected, _ = await victim.connect()
         closing = await victim.receive_output(timeout=5)
@@ -392,3 +393,44 @@ async def test_an_update_both_read_on_connect_and_published_live_is_sent_once(ra
     assert odds["odds"] == [{"horse_id": horse_id, "odds": 4.4}]
     assert await communicator.receive_nothing(timeout=0.3)
     await communicator.disconnect()
+
+
+async def test_a_connection_storm_reads_the_race_once_per_process(race, settings):
+    settings.SIMULATION_ENABLED = False  # its reads share the thread whose queries are counted
+    first, _ = await connect(f"/ws/races/{race.pk}")
+    queries = await database_sync_to_async(lambda: CaptureQueriesContext(connections["default"]))()
+    await database_sync_to_async(queries.__enter__)()
+    try:
+        others = [await connect(f"/ws/races/{race.pk}") for _ in range(5)]
+    finally:
+        await database_sync_to_async(queries.__exit__)(None, None, None)
+
+    assert len(queries.captured_queries) == 0
+    assert all(message["data"]["starter_count"] == 8 for _, message in others)
+    for communicator in [first, *(c for c, _ in others)]:
+        await communicator.disconnect()
+
+
+async def test_a_joiner_after_an_update_gets_it_at_once_and_after_a_result_a_fresh_card(race):
+    from races.services import odds_snapshot_record, race_result_record
+
+    first, _ = await connect(f"/ws/races/{race.pk}")
+    horse_ids = await database_sync_to_async(lambda: list(race.starters.values_list("horse_id", flat=True)))()
+    await database_sync_to_async(odds_snapshot_record)(
+        race_id=race.pk, odds=[(horse_ids[0], 2.2)], source="feed", taken_at=dt.datetime.now(dt.timezone.utc)
+    )
+    update = await first.receive_json_from()
+    second, _ = await connect(f"/ws/races/{race.pk}")
+    assert await second.receive_json_from() == update
+    await database_sync_to_async(race_result_record)(
+        race_id=race.pk, placings={h: i for i, h in enumerate(horse_ids, 1)},
+        declared_at=dt.datetime.now(dt.timezone.utc), source="feed",
+    )  # fmt: skip
+    await first.receive_json_from()
+
+    third, initial = await connect(f"/ws/races/{race.pk}")
+
+    assert [s["placing"] for s in initial["data"]["starters"]] == list(range(1, 9))
+    assert (await third.receive_json_from())["type"] == "result_update"
+    for communicator in (first, second, third):
+        await communicator.disconnect()
