@@ -91,6 +91,8 @@ class BenchDatabase:
             "DEBUG": "0",
             "SECRET_KEY": "bench-only-secret",
             "SIMULATION_ENABLED": "0",  # only the benchmark's own updates
+            # Every benchmark client connects from 127.0.0.1.
+            "WEBSOCKET_MAX_CONNECTIONS_PER_ADDRESS": "1000000",
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
             **extra,
@@ -121,7 +123,7 @@ def prepare_database(workdir: Path, *, redis_prefix: str) -> BenchDatabase:
     for command in (["migrate", "--noinput", "-v0"], ["loaddata", str(FIXTURE), "-v0"]):
         subprocess.run([sys.executable, "manage.py", *command], cwd=REPO_DIR, env=environment, check=True)
     done = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", SETUP_SCRIPT.format(race_id=RACE_ID)],
+        [sys.executable, "manage.py", "shell", "-v", "0", "-c", SETUP_SCRIPT.format(race_id=RACE_ID)],
         cwd=REPO_DIR, env=environment, check=True, capture_output=True, text=True,
     )  # fmt: skip
     setup = json.loads(done.stdout.strip().splitlines()[-1])
@@ -167,7 +169,7 @@ class Deployment:
 def reset_race(database: BenchDatabase) -> None:
     """Clear the race's odds history, so a scenario's late-joiner odds are not an earlier one's."""
     subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", f"from races.services import race_reset; race_reset(race_id={RACE_ID})"],
+        [sys.executable, "manage.py", "shell", "-v", "0", "-c", f"from races.services import race_reset; race_reset(race_id={RACE_ID})"],
         cwd=REPO_DIR, env=database.environment(), check=True,
     )  # fmt: skip
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -15,13 +16,17 @@ from django.conf import settings
 
 from live import daphne_fixes
 from live.fanout import JoinState, race_fanout
+from live.limits import MessageRateLimiter, connections_per_address
 from live.messages import (
     CLOSE_INTERNAL_ERROR,
     CLOSE_MESSAGE_TOO_BIG,
     CLOSE_RACE_NOT_FOUND,
+    CLOSE_SUBSCRIBE_TIMEOUT,
+    CLOSE_TOO_MANY,
     ErrorMessage,
     InitialStateMessage,
     OddsUpdateMessage,
+    PongMessage,
     ResultUpdateMessage,
     ServerMessage,
     SubscribedMessage,
@@ -82,6 +87,8 @@ class RaceConsumer(AsyncWebsocketConsumer):
     subscribed_to: int | None = None  # the race whose fan-out this client is in
     accepted: bool = False
     ready: bool = False  # initial_state is sent: updates may go out
+    address: str | None = None  # counted in connections_per_address while set
+    subscribe_deadline: asyncio.TimerHandle | None = None
     watching: bool = False  # counted as a viewer by the simulation supervisor
     # The newest update this client has been sent; group events up to it are duplicates.
     sent_up_to: str = ""
@@ -89,6 +96,17 @@ class RaceConsumer(AsyncWebsocketConsumer):
     # --- Connection ---------------------------------------------------------------------------
 
     async def connect(self) -> None:
+        self.rate_limiter = MessageRateLimiter(
+            rate_per_s=settings.WEBSOCKET_MAX_MESSAGES_PER_S, burst=max(1, int(2 * settings.WEBSOCKET_MAX_MESSAGES_PER_S))
+        )
+        address = (self.scope.get("client") or ("unknown", 0))[0]
+        if not connections_per_address.acquire(address, limit=settings.WEBSOCKET_MAX_CONNECTIONS_PER_ADDRESS):
+            await self.reject(
+                CLOSE_TOO_MANY,
+                f"Too many connections from your address: at most {settings.WEBSOCKET_MAX_CONNECTIONS_PER_ADDRESS}",
+            )
+            return
+        self.address = address
         raw_race_id = self.scope["url_route"]["kwargs"]["race_id"]
         race_id = _path_race_id(raw_race_id)
         if race_id is None:
@@ -122,6 +140,19 @@ class RaceConsumer(AsyncWebsocketConsumer):
         held, self.pending = self.pending, []
         for event in held:
             await self.forward(event)
+        # A connection that never subscribes is not kept forever.
+        self.subscribe_deadline = asyncio.get_running_loop().call_later(
+            settings.WEBSOCKET_SUBSCRIBE_TIMEOUT_S, self.subscribe_timed_out
+        )
+
+    def subscribe_timed_out(self) -> None:
+        self.subscribe_deadline = None
+        self.timeout_close = asyncio.ensure_future(
+            self.close(
+                code=CLOSE_SUBSCRIBE_TIMEOUT,
+                reason=f"No subscribe within {settings.WEBSOCKET_SUBSCRIBE_TIMEOUT_S:g} s of connecting",
+            )
+        )
 
     async def leave_fanout(self) -> None:
         if self.subscribed_to is not None:
@@ -139,6 +170,12 @@ class RaceConsumer(AsyncWebsocketConsumer):
         await self.close(code=code, reason=reason)
 
     async def disconnect(self, code: int) -> None:
+        if self.subscribe_deadline is not None:
+            self.subscribe_deadline.cancel()
+            self.subscribe_deadline = None
+        if self.address is not None:
+            connections_per_address.release(self.address)
+            self.address = None
         if self.watching:
             simulation_supervisor().viewer_left(self.race_id)
             self.watching = False
@@ -147,6 +184,12 @@ class RaceConsumer(AsyncWebsocketConsumer):
     # --- Client messages ----------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not self.rate_limiter.allow():
+            await self.close(
+                code=CLOSE_TOO_MANY,
+                reason=f"Too many messages: at most {settings.WEBSOCKET_MAX_MESSAGES_PER_S:g} a second",
+            )
+            return
         if text_data is None:
             await self.send_error("binary frames are not supported; send JSON text frames")
             return
@@ -168,6 +211,9 @@ class RaceConsumer(AsyncWebsocketConsumer):
         if not incoming.is_valid():
             await self.send_error(incoming.error_text())
             return
+        if incoming.validated_data["type"] == "ping":
+            await self.send_message(PongMessage())
+            return
         await self.subscribe(incoming.validated_data["race_id"])
 
     async def subscribe(self, race_id: int) -> None:
@@ -177,6 +223,9 @@ class RaceConsumer(AsyncWebsocketConsumer):
                 f"connect to /ws/races/{race_id} for that race."
             )
             return
+        if self.subscribe_deadline is not None:
+            self.subscribe_deadline.cancel()
+            self.subscribe_deadline = None
         await self.send_message(SubscribedMessage(race_id=race_id))
 
     # --- Updates from the race's fan-out (odds_update, result_update, encoded once) ----------

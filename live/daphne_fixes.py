@@ -76,6 +76,13 @@ def websocket_protocol(send: Any) -> Any | None:
     return protocol
 
 
+def buffered_bytes(transport: Any) -> int:
+    """Return the bytes a Twisted TCP transport holds for its peer, not yet taken by the kernel."""
+    return len(getattr(transport, "dataBuffer", b"")) - getattr(transport, "offset", 0) + getattr(
+        transport, "_tempDataLen", 0
+    )
+
+
 def send_prepared_frame(protocol: Any, prepared: Any) -> None:
     """
     Send a prepared WebSocket frame on a Daphne connection, writing straight to the socket when

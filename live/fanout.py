@@ -19,9 +19,11 @@ from typing import Any, Protocol
 from weakref import WeakKeyDictionary
 
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 from live.broadcasting import race_group_name
-from live.daphne_fixes import send_prepared_frame
+from live.daphne_fixes import buffered_bytes, send_prepared_frame
+from live.messages import CLOSE_TOO_SLOW
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +163,13 @@ class RaceFanout:
                     continue
                 protocol = subscriber.websocket_protocol
                 if protocol is not None:
+                    if buffered_bytes(protocol.transport) > settings.WEBSOCKET_MAX_BUFFERED_BYTES:
+                        # A client that stopped reading: closed, not fed without bound, and
+                        # never slowing the others. It may reconnect and be sent the race anew.
+                        if protocol.state == protocol.STATE_OPEN:
+                            logger.info("Closing a client of race %s that is not reading its updates", race_id)
+                            protocol.sendClose(code=CLOSE_TOO_SLOW, reason="Client too slow: updates were not read")
+                        continue
                     if prepared is None:
                         prepared = protocol.factory.prepareMessage(text.encode("utf-8"))
                     send_prepared_frame(protocol, prepared)

@@ -25,6 +25,9 @@ ERROR_BAD_MESSAGE = 4400
 
 # Close codes (docs/protocol.md).
 CLOSE_RACE_NOT_FOUND = 4004
+CLOSE_TOO_SLOW = 4008  # the client did not read its updates: reconnect
+CLOSE_SUBSCRIBE_TIMEOUT = 4408  # connected but never subscribed
+CLOSE_TOO_MANY = 4429  # too many messages, or too many connections from one address: back off
 CLOSE_MESSAGE_TOO_BIG = 1009
 CLOSE_INTERNAL_ERROR = 1011
 
@@ -33,19 +36,22 @@ CLOSE_INTERNAL_ERROR = 1011
 
 
 class WSMessage(serializers.Serializer):
-    """An incoming message: ``{"type": "subscribe", "race_id": <int>}``."""
+    """An incoming message: ``{"type": "subscribe", "race_id": <int>}`` or ``{"type": "ping"}``."""
 
-    CLIENT_TYPES: ClassVar[tuple[str, ...]] = ("subscribe",)
+    CLIENT_TYPES: ClassVar[tuple[str, ...]] = ("subscribe", "ping")
 
     type = serializers.ChoiceField(
         choices=CLIENT_TYPES,
         error_messages={
-            "invalid_choice": 'unknown message type "{input}"; expected one of: subscribe.',
+            "invalid_choice": 'unknown message type "{input}"; expected one of: subscribe, ping.',
         },
     )
-    race_id = StrictIntegerField(
-        error_messages={"invalid": "must be an integer."},
-    )
+    race_id = StrictIntegerField(required=False, error_messages={"invalid": "must be an integer."})
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["type"] == "subscribe" and "race_id" not in attrs:
+            raise serializers.ValidationError({"race_id": "This field is required."})
+        return attrs
 
     def error_text(self) -> str:
         """Return the validation errors as one human-readable line."""
@@ -76,6 +82,16 @@ class SubscribedMessage:
 
     def as_dict(self) -> dict[str, Any]:
         return {"type": self.type, "race_id": self.race_id}
+
+
+@dataclass(frozen=True, slots=True)
+class PongMessage:
+    """The answer to a client's ``{"type": "ping"}``, for clients that cannot see protocol pings."""
+
+    type: ClassVar[str] = "pong"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type}
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +183,7 @@ class ErrorMessage:
 ServerMessage = (
     InitialStateMessage
     | SubscribedMessage
+    | PongMessage
     | OddsUpdateMessage
     | ResultUpdateMessage
     | ErrorMessage

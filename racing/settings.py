@@ -146,6 +146,17 @@ else:
 
 # Frames larger than this close the connection with 1009 (docs/protocol.md).
 WEBSOCKET_MAX_MESSAGE_BYTES = 64 * 1024
+# A client may send this many messages a second on average (bursts of twice as many); past
+# that it is closed with 4429. Real clients send one subscribe and the odd ping.
+WEBSOCKET_MAX_MESSAGES_PER_S = float(os.environ.get("WEBSOCKET_MAX_MESSAGES_PER_S", "5"))
+# Open connections one address may hold in one process (4429 past it). Generous: a mobile
+# carrier's NAT puts many phones behind one address.
+WEBSOCKET_MAX_CONNECTIONS_PER_ADDRESS = int(os.environ.get("WEBSOCKET_MAX_CONNECTIONS_PER_ADDRESS", "1000"))
+# A connection that has not sent subscribe by then is closed with 4408.
+WEBSOCKET_SUBSCRIBE_TIMEOUT_S = float(os.environ.get("WEBSOCKET_SUBSCRIBE_TIMEOUT_S", "60"))
+# Bytes the server may hold for a client that is not reading; past it the client is closed with
+# 4008 and may reconnect. About 400 odds updates of a big field: minutes of a stalled phone.
+WEBSOCKET_MAX_BUFFERED_BYTES = int(os.environ.get("WEBSOCKET_MAX_BUFFERED_BYTES", str(256 * 1024)))
 
 # --- Auth -------------------------------------------------------------------------------------
 

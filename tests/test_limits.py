@@ -1,0 +1,100 @@
+"""Greedy and idle clients are contained, each with its documented close code."""
+
+from __future__ import annotations
+
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from live.limits import ConnectionsPerAddress, MessageRateLimiter
+from racing.asgi import application
+from tests import factories
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("stop_live_tasks")]
+
+
+@pytest.fixture
+def race_path() -> str:
+    return f"/ws/races/{factories.race_create(starter_count=2).pk}"
+
+
+async def connect(path: str, address: str = "203.0.113.7") -> tuple[WebsocketCommunicator, dict]:
+    communicator = WebsocketCommunicator(application, path)
+    communicator.scope["client"] = (address, 50000)
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator, await communicator.receive_output(timeout=5)
+
+
+async def test_ping_gets_pong(race_path):
+    communicator, _ = await connect(race_path)
+
+    await communicator.send_json_to({"type": "ping"})
+
+    assert await communicator.receive_json_from() == {"type": "pong"}
+    await communicator.disconnect()
+
+
+async def test_a_flood_of_messages_is_closed_with_4429_and_others_carry_on(race_path, settings):
+    settings.WEBSOCKET_MAX_MESSAGES_PER_S = 5
+    flooder, _ = await connect(race_path)
+    bystander, _ = await connect(race_path, address="198.51.100.2")
+
+    for _ in range(30):
+        await flooder.send_json_to({"type": "ping"})
+    outputs = [await flooder.receive_output(timeout=5) for _ in range(11)]
+
+    assert [o["type"] for o in outputs[:10]] == ["websocket.send"] * 10  # the burst allowance
+    assert outputs[10]["type"] == "websocket.close" and outputs[10]["code"] == 4429
+    assert "Too many messages" in outputs[10]["reason"]
+    await bystander.send_json_to({"type": "ping"})
+    assert await bystander.receive_json_from() == {"type": "pong"}
+    await bystander.disconnect()
+
+
+async def test_too_many_connections_from_one_address_are_closed_with_4429(race_path, settings):
+    settings.WEBSOCKET_MAX_CONNECTIONS_PER_ADDRESS = 2
+    first, _ = await connect(race_path)
+    second, _ = await connect(race_path)
+
+    third, closing = await connect(race_path)
+    elsewhere, welcome = await connect(race_path, address="198.51.100.9")
+
+    assert closing["type"] == "websocket.close" and closing["code"] == 4429
+    assert "Too many connections" in closing["reason"]
+    assert welcome["type"] == "websocket.send"
+    await first.disconnect()
+    fourth, again = await connect(race_path)
+    assert again["type"] == "websocket.send"  # a freed place is free again
+    for communicator in (second, elsewhere, fourth):
+        await communicator.disconnect()
+
+
+async def test_a_connection_that_never_subscribes_is_closed_with_4408(race_path, settings):
+    settings.WEBSOCKET_SUBSCRIBE_TIMEOUT_S = 0.2
+    idle, _ = await connect(race_path)
+    subscriber, _ = await connect(race_path)
+    await subscriber.send_json_to({"type": "subscribe", "race_id": int(race_path.rsplit("/", 1)[1])})
+    assert (await subscriber.receive_json_from())["type"] == "subscribed"
+
+    closing = await idle.receive_output(timeout=2)
+
+    assert closing["type"] == "websocket.close" and closing["code"] == 4408
+    assert await subscriber.receive_nothing(timeout=0.4)
+    await subscriber.disconnect()
+
+
+def test_the_rate_limiter_refills_at_its_rate():
+    now = [0.0]
+    limiter = MessageRateLimiter(rate_per_s=2, burst=2, clock=lambda: now[0])
+
+    assert [limiter.allow() for _ in range(3)] == [True, True, False]
+    now[0] = 0.5
+    assert [limiter.allow() for _ in range(2)] == [True, False]
+
+
+def test_connections_per_address_are_counted_and_released():
+    counter = ConnectionsPerAddress()
+
+    assert counter.acquire("a", limit=1) and not counter.acquire("a", limit=1)
+    counter.release("a")
+    assert counter.acquire("a", limit=1) and counter.counts == {"a": 1}
