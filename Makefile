@@ -40,6 +40,6 @@ run: fixtures
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The fan-out benchmark, every scenario (several minutes); results into docs/performance.md.
+# The fan-out benchmark, every scenario (about ten minutes); results into docs/performance.md.
 bench: install
-	$(BIN)/python -m bench --json bench/results/latest.json --markdown bench/results/latest.md
+	$(BIN)/python -m bench --json docs/performance.json --markdown docs/performance.md

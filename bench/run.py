@@ -219,5 +219,23 @@ def main(argv: list[str] | None = None) -> None:
         args.json.write_text(json.dumps(report, indent=1))
     table = markdown(results, command)
     if args.markdown:
-        args.markdown.write_text(table + "\n")
+        write_table(args.markdown, table, report["machine"], command)
     print(table)
+
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def write_table(path: Path, table: str, machine_facts: dict, command: str) -> None:
+    """Put the table between the markers of an existing document, or make a file of it."""
+    block = (
+        f"{START}\nMeasured with `{command}` on {machine_facts['cpus']} cores ({machine_facts['cpu_model']}), "
+        f"Python {machine_facts['python']}, Django {machine_facts['django']}, Channels {machine_facts['channels']}, "
+        f"Daphne {machine_facts['daphne']}, websockets {machine_facts['websockets']}.\n\n{table}\n{END}"
+    )
+    text = path.read_text() if path.exists() else ""
+    if START in text and END in text:
+        text = text[: text.index(START)] + block + text[text.index(END) + len(END) :]
+    else:
+        text = block + "\n"
+    path.write_text(text)

@@ -94,6 +94,20 @@ TEMPLATES = [
     },
 ]
 
+# --- HTTPS and cookies (production values come from the environment; see deploy/env.example) ----
+
+# Behind a TLS-terminating proxy (deploy/nginx.conf) that sets X-Forwarded-Proto.
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", default=False) else None
+)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=False)
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=False)
+CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=False)
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=False)
+X_FRAME_OPTIONS = "DENY"
+
 # --- Database ---------------------------------------------------------------------------------
 
 DATABASES = {
