@@ -255,8 +255,11 @@ class SimulationSupervisor:
             if not self.viewers and not self.pinned and not self.simulations and not self._presence:
                 self._loop_task = None
                 return
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+            # that lands as the wait completes, and the heartbeat would carry on.
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.heartbeat_s)
+                async with asyncio.timeout(self.heartbeat_s):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()

@@ -262,6 +262,7 @@ async def test_a_crashed_process_is_taken_over_and_the_market_goes_on(processes,
     await eventually(lambda: _has_snapshots(race.pk, 2))
 
     # A crash: everything stops at once, nothing is released or cleaned up.
+    crashed._closing = True
     crashed._loop_task.cancel()
     for task in crashed.simulations.values():
         task.cancel()
