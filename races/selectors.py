@@ -235,63 +235,6 @@ def meeting_dates_around(*, day: dt.date) -> tuple[dt.date | None, dt.date | Non
     return before, after
 
 
-@dataclass(frozen=True, slots=True)
-class StarterPosition:
-    horse_id: int
-    barrier: int | None
-    handicap_m: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class RaceMarketState:
-    """What a market simulation needs to open a race's market, or to resume it."""
-
-    race_id: int
-    status: str
-    fed: bool
-    start_type: str | None
-    positions: list[StarterPosition]
-    last_simulated_odds: list[HorseOddsRow] | None
-    last_simulated_elapsed_s: float | None
-
-
-def race_market_state_get(*, race_id: int) -> RaceMarketState | None:
-    """Return the race's starting positions and its last simulated market, or None (3 queries)."""
-    race = Race.objects.filter(pk=race_id).values("status", "fed", "start_type").first()
-    if race is None:
-        return None
-    positions = [
-        StarterPosition(horse_id=horse_id, barrier=barrier, handicap_m=handicap_m)
-        for horse_id, barrier, handicap_m in Starter.objects.filter(race_id=race_id)
-        .order_by(F("runner_number").asc(nulls_last=True), "pk")
-        .values_list("horse_id", "barrier", "handicap_m")
-    ]
-    snapshot = (
-        OddsSnapshot.objects.filter(race_id=race_id, source=OddsSnapshot.Source.SIMULATION)
-        .order_by("-taken_at", "-pk")
-        .values("odds", "market_elapsed_s")
-        .first()
-    )
-    return RaceMarketState(
-        race_id=race_id,
-        status=race["status"],
-        fed=race["fed"],
-        start_type=race["start_type"],
-        positions=positions,
-        last_simulated_odds=snapshot["odds"] if snapshot else None,
-        last_simulated_elapsed_s=snapshot["market_elapsed_s"] if snapshot else None,
-    )
-
-
-def meeting_list_with_races() -> list[Meeting]:
-    """Return every meeting, oldest first, with its races prefetched (two queries)."""
-    return list(
-        Meeting.objects.order_by("date", "code").prefetch_related(
-            Prefetch("races", queryset=Race.objects.order_by("race_number"))
-        )
-    )
-
-
 def result_in_order(placings: dict[int, int | None]) -> list[tuple[int, int | None]]:
     """Return (horse id, placing) pairs as a result is read: finishers by placing, then the
     starters that did not finish (placing None), each group in a stable order."""
