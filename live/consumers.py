@@ -129,10 +129,12 @@ class RaceConsumer(AsyncWebsocketConsumer):
             joining = _join_state(race_id, card)
             fanout.remember(race_id, joining, read_in_generation=generation)
         self.race_id = race_id
+        # Taken before sending: the shared join state may move on while the frames go out, and
+        # an update it moves on to must then still be sent from this client's pending list.
+        frames, self.sent_up_to = joining.frames, joining.sent_up_to
         await self.accept()
-        for frame in joining.frames:
+        for frame in frames:
             await self.send(text_data=frame)
-        self.sent_up_to = joining.sent_up_to
         if settings.SIMULATION_ENABLED and not joining.fed and not joining.finished:
             simulation_supervisor().viewer_joined(race_id)
             self.watching = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
@@ -434,3 +435,38 @@ async def test_a_joiner_after_an_update_gets_it_at_once_and_after_a_result_a_fre
     assert (await third.receive_json_from())["type"] == "result_update"
     for communicator in (first, second, third):
         await communicator.disconnect()
+
+
+async def test_an_update_arriving_while_the_join_frames_go_out_is_not_lost(race, settings, monkeypatch):
+    from live.consumers import RaceConsumer
+    from races.services import odds_snapshot_record
+
+    settings.SIMULATION_ENABLED = False
+    horse_id = await database_sync_to_async(lambda: race.starters.first().horse_id)()
+    await database_sync_to_async(odds_snapshot_record)(
+        race_id=race.pk, odds=[(horse_id, 5.0)], source="feed", taken_at=dt.datetime(2026, 12, 4, 6, 0, tzinfo=dt.timezone.utc)
+    )
+    first, _ = await connect(f"/ws/races/{race.pk}")  # fills the process's join state
+    await first.receive_json_from()
+    real_send = RaceConsumer.send
+    published = []
+
+    async def send_while_an_update_passes(self, text_data=None, bytes_data=None, close=False):
+        await real_send(self, text_data=text_data, bytes_data=bytes_data, close=close)
+        if not published and not self.ready:
+            published.append(
+                await publish_odds_update(
+                    race_id=race.pk,
+                    odds=[HorseOdds(horse_id=horse_id, odds=4.0)],
+                    timestamp=dt.datetime(2026, 12, 4, 6, 1, tzinfo=dt.timezone.utc),
+                )
+            )
+            await asyncio.sleep(0.05)  # the fan-out delivers it meanwhile
+
+    monkeypatch.setattr(RaceConsumer, "send", send_while_an_update_passes)
+    second, _ = await connect(f"/ws/races/{race.pk}")
+
+    assert (await second.receive_json_from())["odds"][0]["odds"] == 5.0  # the join state's latest
+    assert (await second.receive_json_from())["odds"][0]["odds"] == 4.0  # and the newer one
+    await first.disconnect()
+    await second.disconnect()
