@@ -176,8 +176,16 @@ class ErrorMessage:
     message: str
     code: int = ERROR_BAD_MESSAGE
 
+    # Error texts may quote what the client sent: never at length.
+    MAX_CHARS: ClassVar[int] = 300
+
     def as_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "code": self.code, "message": self.message}
+        text = self.message
+        if len(text) > self.MAX_CHARS:
+            text = text[: self.MAX_CHARS - 1] + "…"
+        # A quoted lone surrogate (valid as a JSON escape) cannot travel as UTF-8: spell it out.
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+        return {"type": self.type, "code": self.code, "message": text}
 
 
 ServerMessage = (

@@ -1,0 +1,108 @@
+"""Hostile input, generated: every frame gets the documented error or close, nothing escapes,
+nothing leaks (hypothesis)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+
+from live.fanout import race_fanout, race_fanout_close
+from live.limits import connections_per_address
+from live.supervisor import simulation_supervisor_shutdown
+from racing.asgi import application
+from tests import factories
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+DOCUMENTED_CLOSE_CODES = {1009, 4429}
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+messages = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.sampled_from(["subscribe", "ping", "unsubscribe", "", "SUBSCRIBE"]) | json_values,
+        "race_id": st.integers(min_value=-(10**30), max_value=10**30) | json_values,
+        "last_seq": json_values,
+    },
+)
+text_frames = st.one_of(
+    messages.map(json.dumps),
+    json_values.map(json.dumps),
+    st.text(max_size=200),  # every plane of Unicode
+    # JSON escapes of lone surrogates: valid JSON that decodes to text no UTF-8 can carry.
+    st.text(st.characters(categories=["Cs"]), min_size=1, max_size=3).map(lambda t: json.dumps({"type": t})),
+    st.integers(min_value=1, max_value=40_000).map(lambda depth: "[" * depth + "]" * depth),
+    st.integers(min_value=1, max_value=6_000).map(lambda digits: '{"type": "subscribe", "race_id": ' + "7" * digits + "}"),
+    st.integers(min_value=60_000, max_value=1024 * 1024).map(lambda size: "x" * size),  # up to 1 MiB
+)
+frames = st.one_of(text_frames.map(lambda t: ("text", t)), st.binary(max_size=2048).map(lambda b: ("bytes", b)))
+
+
+async def exchange(race_id: int, sent: list[tuple[str, object]]) -> list[dict]:
+    """Send the frames on one connection; return what came back, checking each as it comes."""
+    communicator = WebsocketCommunicator(application, f"/ws/races/{race_id}")
+    connected, _ = await communicator.connect()
+    assert connected
+    assert json.loads((await communicator.receive_output(timeout=5))["text"])["type"] == "initial_state"
+    replies = []
+    closed = False
+    try:
+        for kind, frame in sent:
+            await communicator.send_input({"type": "websocket.receive", kind: frame})
+            reply = await communicator.receive_output(timeout=5)
+            replies.append(reply)
+            if reply["type"] == "websocket.close":
+                assert reply["code"] in DOCUMENTED_CLOSE_CODES and reply["reason"]
+                closed = True
+                break
+            reply["text"].encode("utf-8")  # a real server must be able to put it on the wire
+            message = json.loads(reply["text"])
+            assert message["type"] in {"error", "subscribed", "pong"}, message
+            if message["type"] == "error":
+                assert message["code"] == 4400 and 0 < len(message["message"]) <= 300
+        if not closed:  # still serving after all that
+            await communicator.send_json_to({"type": "ping"})
+            assert await communicator.receive_json_from() == {"type": "pong"}
+    finally:
+        await communicator.disconnect()
+    return replies
+
+
+@pytest.fixture
+def race_id(settings) -> int:
+    settings.SIMULATION_ENABLED = False
+    return factories.race_create(starter_count=3).pk
+
+
+@hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(sent=st.lists(frames, min_size=1, max_size=4))
+def test_any_frames_get_an_error_or_a_documented_close_and_leave_nothing_behind(race_id, sent, caplog):
+    async def run() -> None:
+        tasks_before = len(asyncio.all_tasks())
+        await exchange(race_id, sent)
+        await asyncio.sleep(0)
+        assert race_id not in race_fanout().subscribers
+        await race_fanout_close()
+        await simulation_supervisor_shutdown()
+        assert len(asyncio.all_tasks()) <= tasks_before
+
+    with caplog.at_level(logging.ERROR):
+        asyncio.run(run())
+
+    assert not connections_per_address.counts
+    assert "unexpected error" not in caplog.text, caplog.text
+
+
+def test_a_flood_is_cut_off_with_4429(race_id):
+    replies = asyncio.run(exchange(race_id, [("text", '{"type": "ping"}')] * 40))
+
+    assert replies[-1]["type"] == "websocket.close" and replies[-1]["code"] == 4429
