@@ -273,7 +273,18 @@ class RaceConsumer(AsyncWebsocketConsumer):
             )
             if message.get("type") == "websocket.disconnect":
                 raise StopConsumer() from None
-            await self.reject(CLOSE_INTERNAL_ERROR, "Internal server error")
+            await self.reject(CLOSE_INTERNAL_ERROR, _internal_error_reason())
+
+
+def _internal_error_reason() -> str:
+    import sys
+
+    from django.db import DatabaseError
+
+    # Say when the database is the trouble: the client should retry, the operator should look.
+    if isinstance(sys.exc_info()[1], DatabaseError):
+        return "Internal server error: the database is unavailable, try again shortly"
+    return "Internal server error"
 
 
 def _utf8_length_exceeds(text: str, limit_bytes: int) -> bool:

@@ -5,7 +5,8 @@ Two gaps in Daphne 4.2, each fixed by wrapping one method of its WebSocket proto
 else is Daphne's own code. Remove a fix once Daphne does it itself.
 
 - The ``reason`` of an ASGI ``websocket.close`` is dropped (django/daphne#374): a client would see
-  4004 with an empty reason. We send the close frame with its reason.
+  4004 with an empty reason. We send the close frame with its reason (and with codes such as 1011,
+  which autobahn's sendClose refuses from applications).
 - A protocol violation (a frame over the size limit, invalid UTF-8) makes autobahn drop the TCP
   connection without a close frame, because Daphne leaves ``failByDrop`` on: the client sees 1006
   and cannot tell why. We turn it off, so the client gets 1009 or 1007 with a reason.
@@ -43,7 +44,11 @@ def install() -> None:
             and self.state != self.STATE_CONNECTING
         ):
             code = message.get("code") or 1000
-            self.sendClose(code=code, reason=truncate_close_reason(str(message["reason"])))
+            # sendCloseFrame, not sendClose: autobahn's sendClose accepts only 1000 and
+            # 3000-4999 from applications, so it would refuse 1011 and 1009, which the
+            # protocol uses and RFC 6455 lets a server send.
+            reason = truncate_close_reason(str(message["reason"])).encode("utf-8")
+            self.sendCloseFrame(code=code, reasonUtf8=reason, isReply=False)
             return
         daphne_handle_reply(self, message)
 

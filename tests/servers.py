@@ -154,3 +154,71 @@ def start_daphne(
             time.sleep(0.1)
     server.stop()
     raise RuntimeError(f"Daphne did not listen on {port} within {STARTUP_TIMEOUT_S} s:\n{server.log()}")
+
+
+class TcpForwarder:
+    """A TCP forwarder on loopback that a test can cut and restore, to take a service away from a
+    server process (PostgreSQL, say) and give it back, without touching the service itself."""
+
+    def __init__(self, *, target_port: int) -> None:
+        import asyncio
+        import threading
+
+        self.target_port = target_port
+        self.port = free_port()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server = None
+        self.writers: set = set()
+
+    def _call(self, coroutine):
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=10)
+
+    async def _pipe(self, reader, writer) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def _handle(self, client_reader, client_writer) -> None:
+        import asyncio
+
+        try:
+            target_reader, target_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            client_writer.close()
+            return
+        self.writers |= {client_writer, target_writer}
+        await asyncio.gather(self._pipe(client_reader, target_writer), self._pipe(target_reader, client_writer))
+
+    async def _start(self) -> None:
+        import asyncio
+
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True)
+
+    async def _stop(self) -> None:
+        self.server.close()
+        for writer in list(self.writers):
+            writer.transport.abort()
+        self.writers.clear()
+        await self.server.wait_closed()
+
+    def start(self) -> None:
+        self._call(self._start())
+
+    def cut(self) -> None:
+        """Refuse new connections and drop the open ones, as a service that went down."""
+        self._call(self._stop())
+
+    def close(self) -> None:
+        if self.server is not None and self.server.is_serving():
+            self.cut()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
