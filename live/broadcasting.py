@@ -6,6 +6,7 @@ all publish through here.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Iterable
 
@@ -22,9 +23,10 @@ from live.messages import (
     utc_timestamp,
 )
 
-# Group event types; RaceConsumer has one handler per type (odds_update, result_update).
+# Group event types, as the fan-out (live/fanout.py) sees them.
 EVENT_ODDS_UPDATE = "odds.update"
 EVENT_RESULT_UPDATE = "result.update"
+GROUP_SEND_RETRY_S = 0.2
 
 
 def race_group_name(race_id: int) -> str:
@@ -82,4 +84,10 @@ async def _group_send(
         "text": encode(message),
         "timestamp": utc_timestamp(message.timestamp),
     }
-    await layer.group_send(race_group_name(race_id), event)
+    try:
+        await layer.group_send(race_group_name(race_id), event)
+    except Exception:
+        # Once more, after a moment: a Redis that just restarted fails the first command on
+        # each pooled connection, and the next one reconnects.
+        await asyncio.sleep(GROUP_SEND_RETRY_S)
+        await layer.group_send(race_group_name(race_id), event)

@@ -139,8 +139,19 @@ class RaceFanout:
             except Exception:
                 logger.exception("Receiving race updates failed; retrying in %s s", RECEIVE_RETRY_S)
                 await asyncio.sleep(RECEIVE_RETRY_S)
+                # A Redis that restarted has forgotten every group: join ours again, or this
+                # process's clients would silently never hear of their races again.
+                await self._rejoin()
                 continue
             await self._deliver(event)
+
+    async def _rejoin(self) -> None:
+        for race_id in list(self._joined):
+            try:
+                await self.layer.group_add(race_group_name(race_id), self.channel)
+            except Exception:
+                logger.warning("Re-joining race %s's group failed; will retry", race_id)
+                return
 
     async def _deliver(self, event: dict[str, Any]) -> None:
         # In order, one update at a time: every client of a race sees its updates in the order
@@ -181,11 +192,7 @@ class RaceFanout:
     async def _refresh_forever(self) -> None:
         while True:
             await asyncio.sleep(GROUP_REFRESH_S)
-            for race_id in list(self._joined):
-                try:
-                    await self.layer.group_add(race_group_name(race_id), self.channel)
-                except Exception:
-                    logger.exception("Refreshing race %s group membership failed", race_id)
+            await self._rejoin()
 
     async def close(self) -> None:
         for task in self._tasks:

@@ -75,15 +75,8 @@ def odds_snapshot_record(
     fed = race.fed or source == OddsSnapshot.Source.FEED
     if race.status != Race.Status.LIVE or fed != race.fed:
         Race.objects.filter(pk=race_id).update(status=Race.Status.LIVE, fed=fed)
-    transaction.on_commit(
-        partial(
-            events.odds_recorded.send,
-            sender=OddsSnapshot,
-            race_id=race_id,
-            odds=list(odds),
-            taken_at=taken_at,
-        ),
-        robust=True,
+    _on_commit(
+        partial(events.odds_recorded.send, sender=OddsSnapshot, race_id=race_id, odds=list(odds), taken_at=taken_at)
     )
     return snapshot
 
@@ -153,16 +146,20 @@ def race_result_declare_entered(*, race_id: int, declared_at: dt.datetime) -> bo
 
 
 def _announce_result(race_id: int, placings: dict[int, int | None], declared_at: dt.datetime) -> None:
-    transaction.on_commit(
-        partial(
-            events.result_declared.send,
-            sender=Race,
-            race_id=race_id,
-            placings=placings,
-            declared_at=declared_at,
-        ),
-        robust=True,
+    _on_commit(
+        partial(events.result_declared.send, sender=Race, race_id=race_id, placings=placings, declared_at=declared_at)
     )
+
+
+def _on_commit(send: partial) -> None:
+    """Announce once the transaction commits; a failing listener is logged, never undoes the write."""
+
+    def announce() -> None:
+        send()
+
+    # A named function, not the partial itself: Django's robust on_commit names the callback
+    # in its log line with __qualname__, which a partial lacks (the request then failed).
+    transaction.on_commit(announce, robust=True)
 
 
 @transaction.atomic
