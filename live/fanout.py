@@ -131,7 +131,15 @@ class RaceFanout:
             self._tasks = [loop.create_task(self._receive_forever()), loop.create_task(self._refresh_forever())]
 
     async def _receive_forever(self) -> None:
+        needs_rejoin = False
         while True:
+            if needs_rejoin:
+                # A Redis that restarted has forgotten every group: join ours again (until that
+                # works), or this process's clients would silently never hear of their races.
+                needs_rejoin = not await self._rejoin()
+                if needs_rejoin:
+                    await asyncio.sleep(RECEIVE_RETRY_S)
+                    continue
             try:
                 event = await self.layer.receive(self.channel)
             except asyncio.CancelledError:
@@ -139,19 +147,19 @@ class RaceFanout:
             except Exception:
                 logger.exception("Receiving race updates failed; retrying in %s s", RECEIVE_RETRY_S)
                 await asyncio.sleep(RECEIVE_RETRY_S)
-                # A Redis that restarted has forgotten every group: join ours again, or this
-                # process's clients would silently never hear of their races again.
-                await self._rejoin()
+                needs_rejoin = True
                 continue
             await self._deliver(event)
 
-    async def _rejoin(self) -> None:
+    async def _rejoin(self) -> bool:
+        """Join every watched race's group again; return whether all joins succeeded."""
         for race_id in list(self._joined):
             try:
                 await self.layer.group_add(race_group_name(race_id), self.channel)
             except Exception:
                 logger.warning("Re-joining race %s's group failed; will retry", race_id)
-                return
+                return False
+        return True
 
     async def _deliver(self, event: dict[str, Any]) -> None:
         # In order, one update at a time: every client of a race sees its updates in the order
