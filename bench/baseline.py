@@ -15,7 +15,6 @@ import asyncio
 import datetime as dt
 import json
 
-import websockets
 from websockets.asyncio.server import broadcast, serve
 
 CLIENTS: set = set()
