@@ -38,17 +38,14 @@ def install() -> None:
     daphne_on_connect = WebSocketProtocol.onConnect
 
     def handle_reply(self: Any, message: dict[str, Any]) -> None:
-        if (
-            message.get("type") == "websocket.close"
-            and message.get("reason")
-            and self.state != self.STATE_CONNECTING
-        ):
+        if message.get("type") == "websocket.close" and self.state != self.STATE_CONNECTING:
             code = message.get("code") or 1000
             # sendCloseFrame, not sendClose: autobahn's sendClose accepts only 1000 and
             # 3000-4999 from applications, so it would refuse 1011 and 1009, which the
             # protocol uses and RFC 6455 lets a server send.
-            reason = truncate_close_reason(str(message["reason"])).encode("utf-8")
-            self.sendCloseFrame(code=code, reasonUtf8=reason, isReply=False)
+            reason = message.get("reason")
+            reason_utf8 = truncate_close_reason(str(reason)).encode("utf-8") if reason else None
+            self.sendCloseFrame(code=code, reasonUtf8=reason_utf8, isReply=False)
             return
         daphne_handle_reply(self, message)
 
