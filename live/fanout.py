@@ -176,13 +176,14 @@ class RaceFanout:
             else:  # a result (or correction) changes the card itself: read it afresh
                 del self._join_states[race_id]
         prepared = None
+        max_buffered_bytes = settings.WEBSOCKET_MAX_BUFFERED_BYTES  # read once, not per client
         for subscriber in list(self.subscribers.get(race_id, ())):
             try:
                 if not subscriber.takes(event):
                     continue
                 protocol = subscriber.websocket_protocol
                 if protocol is not None:
-                    if buffered_bytes(protocol.transport) > settings.WEBSOCKET_MAX_BUFFERED_BYTES:
+                    if buffered_bytes(protocol.transport) > max_buffered_bytes:
                         # A client that stopped reading: closed, not fed without bound, and
                         # never slowing the others. It may reconnect and be sent the race anew.
                         if protocol.state == protocol.STATE_OPEN:

@@ -150,10 +150,6 @@ class RedisCoordinator:
         """Take the race's lease whoever holds it (an operator's explicit command wins)."""
         return bool(await self.redis.set(self.lease_key(race_id), self.identity, px=self.lease_ms))
 
-    async def lease_holder(self, race_id: int) -> str | None:
-        holder = await self.redis.get(self.lease_key(race_id))
-        return holder.decode() if holder else None
-
     async def close(self) -> None:
         await self.redis.aclose()
 
