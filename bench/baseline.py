@@ -18,6 +18,7 @@ import json
 from websockets.asyncio.server import broadcast, serve
 
 CLIENTS: set = set()
+SEQ = [0]
 
 
 async def main(port: int, initial_state: str, race_id: int) -> None:
@@ -25,9 +26,10 @@ async def main(port: int, initial_state: str, race_id: int) -> None:
         if connection.request.path == "/control":
             async for command in connection:
                 odds = json.loads(command)
+                SEQ[0] += 1
                 timestamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
                 text = json.dumps(
-                    {"type": "odds_update", "race_id": race_id, "timestamp": timestamp, "odds": odds},
+                    {"type": "odds_update", "race_id": race_id, "seq": SEQ[0], "timestamp": timestamp, "odds": odds},
                     separators=(",", ":"),
                 )
                 broadcast(CLIENTS, text)
@@ -36,7 +38,9 @@ async def main(port: int, initial_state: str, race_id: int) -> None:
         CLIENTS.add(connection)
         try:
             await connection.send(initial_state)
-            await connection.wait_closed()
+            async for message in connection:  # subscribe, as every client sends
+                if json.loads(message).get("type") == "subscribe":
+                    await connection.send(json.dumps({"type": "subscribed", "race_id": race_id, "seq": SEQ[0]}))
         finally:
             CLIENTS.discard(connection)
 

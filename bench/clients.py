@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import resource
 import time
 
@@ -43,7 +44,10 @@ async def _run(urls: list[str], count: int, expected: int, connected, go, timeou
             async with limit:
                 started = time.perf_counter()
                 ws = await websockets.connect(url, max_size=None, compression=None, ping_interval=None, open_timeout=60)
-                await asyncio.wait_for(ws.recv(), 60)  # initial_state
+                initial = json.loads(await asyncio.wait_for(ws.recv(), 60))  # initial_state
+                await ws.send(json.dumps({"type": "subscribe", "race_id": initial["race_id"]}))
+                while '"subscribed"' not in await asyncio.wait_for(ws.recv(), 60):
+                    pass
                 connect_times.append(time.perf_counter() - started)
             sockets.append(ws)
         except Exception as error:  # counted, not raised: a benchmark reports what failed

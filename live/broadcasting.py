@@ -20,7 +20,6 @@ from live.messages import (
     OddsUpdateMessage,
     ResultUpdateMessage,
     encode,
-    utc_timestamp,
 )
 
 # Group event types, as the fan-out (live/fanout.py) sees them.
@@ -37,30 +36,33 @@ def race_group_name(race_id: int) -> str:
 async def publish_odds_update(
     *,
     race_id: int,
+    epoch: str,
+    seq: int,
     odds: Iterable[HorseOdds],
     timestamp: dt.datetime | None = None,
     channel_layer: BaseChannelLayer | None = None,
 ) -> OddsUpdateMessage:
-    """Send an ``odds_update`` to every client of the race and return it."""
-    message = OddsUpdateMessage(
-        race_id=race_id, timestamp=timestamp or timezone.now(), odds=tuple(odds)
-    )
-    await _group_send(race_id, EVENT_ODDS_UPDATE, message, channel_layer)
+    """Send an ``odds_update`` to every client of the race and return it. ``seq`` is the number
+    the update was logged under (races.services): clients resume by it."""
+    message = OddsUpdateMessage(race_id=race_id, seq=seq, timestamp=timestamp or timezone.now(), odds=tuple(odds))
+    await _group_send(EVENT_ODDS_UPDATE, message, epoch, channel_layer)
     return message
 
 
 async def publish_result_update(
     *,
     race_id: int,
+    epoch: str,
+    seq: int,
     results: Iterable[HorseResult],
     timestamp: dt.datetime | None = None,
     channel_layer: BaseChannelLayer | None = None,
 ) -> ResultUpdateMessage:
     """Send a ``result_update`` to every client of the race and return it."""
     message = ResultUpdateMessage(
-        race_id=race_id, timestamp=timestamp or timezone.now(), results=tuple(results)
+        race_id=race_id, seq=seq, timestamp=timestamp or timezone.now(), results=tuple(results)
     )
-    await _group_send(race_id, EVENT_RESULT_UPDATE, message, channel_layer)
+    await _group_send(EVENT_RESULT_UPDATE, message, epoch, channel_layer)
     return message
 
 
@@ -69,21 +71,17 @@ publish_result_update_sync = async_to_sync(publish_result_update)
 
 
 async def _group_send(
-    race_id: int,
     event_type: str,
     message: OddsUpdateMessage | ResultUpdateMessage,
+    epoch: str,
     channel_layer: BaseChannelLayer | None,
 ) -> None:
+    race_id = message.race_id
     layer = channel_layer or get_channel_layer()
-    # The frame is encoded here, once; each client's handler only writes the text out. The
-    # timestamp rides along so that a client who was just sent this update from the database
-    # (on connect) can tell it apart from a newer one.
-    event = {
-        "type": event_type,
-        "race_id": race_id,
-        "text": encode(message),
-        "timestamp": utc_timestamp(message.timestamp),
-    }
+    # The frame is encoded here, once; each client's handler only writes the text out. The seq
+    # rides along so that the fan-out can put updates in order, fill a gap from the log, and
+    # skip what a client was already sent from the database.
+    event = {"type": event_type, "race_id": race_id, "epoch": epoch, "seq": message.seq, "text": encode(message)}
     try:
         await layer.group_send(race_group_name(race_id), event)
     except Exception:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -25,19 +26,17 @@ from live.messages import (
     CLOSE_TOO_MANY,
     ErrorMessage,
     InitialStateMessage,
-    OddsUpdateMessage,
+    CLOSE_RACE_RESET,
+    CLOSE_TOO_SLOW,
     PongMessage,
-    ResultUpdateMessage,
     ServerMessage,
     SubscribedMessage,
     WSMessage,
     encode,
-    odds_update_from_snapshot,
-    result_update_from_starters,
-    utc_timestamp,
+    update_from_row,
 )
 from live.supervisor import simulation_supervisor
-from races.selectors import RaceCard, race_card_get
+from races.selectors import RaceCard, RaceUpdateRow, race_card_get, race_updates_after
 
 logger = logging.getLogger(__name__)
 
@@ -47,23 +46,25 @@ def _race_card(race_id: int) -> RaceCard | None:
     return race_card_get(race_id=race_id)
 
 
+@database_sync_to_async
+def _race_updates_after(race_id: int, after_seq: int, limit: int) -> list[RaceUpdateRow]:
+    return race_updates_after(race_id=race_id, after_seq=after_seq, limit=limit)
+
+
 def _join_state(race_id: int, card: RaceCard) -> JoinState:
-    """Return what a joining client is sent: initial_state, then the result if declared, else the
-    latest odds at once (a late joiner does not wait for the next update)."""
-    frames = [encode(InitialStateMessage(race_id=race_id, card=card))]
+    """Return what a joining client is sent: initial_state on connecting; on subscribing, the
+    result if declared, else the latest odds (a late joiner does not wait for the next update)."""
     market = card["market"]
-    update: OddsUpdateMessage | ResultUpdateMessage | None = None
-    if market["result_declared_at"] is not None:
-        update = result_update_from_starters(
-            race_id=race_id, starters=card["starters"], declared_at=market["result_declared_at"]
-        )
-    elif market["latest_odds"] is not None:
-        update = odds_update_from_snapshot(race_id=race_id, odds=market["latest_odds"], taken_at=market["latest_odds_at"])
-    if update is not None:
-        frames.append(encode(update))
+    latest = market["latest_update"]
+    latest_frame = None
+    # A result withdrawn in the admin (every placing cleared) is not news to a joiner.
+    if latest is not None and (latest["kind"] == "result") == (market["result_declared_at"] is not None):
+        latest_frame = encode(update_from_row(race_id=race_id, row=latest))
     return JoinState(
-        frames=frames,
-        sent_up_to=utc_timestamp(update.timestamp) if update is not None else "",
+        initial_frame=encode(InitialStateMessage(race_id=race_id, card=card)),
+        latest_frame=latest_frame,
+        latest_seq=latest["seq"] if latest is not None else 0,
+        epoch=market["updates_epoch"],
         finished=market["result_declared_at"] is not None,
         fed=market["fed"],
         read_at=time.monotonic(),
@@ -86,12 +87,19 @@ class RaceConsumer(AsyncWebsocketConsumer):
     race_id: int | None = None
     subscribed_to: int | None = None  # the race whose fan-out this client is in
     accepted: bool = False
-    ready: bool = False  # initial_state is sent: updates may go out
+    subscribed: bool = False
+    # Updates go straight out only while streaming: before the client subscribes (and while a
+    # subscribe is being answered) they are held, in order, and sent after the catch-up.
+    streaming: bool = False
     address: str | None = None  # counted in connections_per_address while set
     subscribe_deadline: asyncio.TimerHandle | None = None
     watching: bool = False  # counted as a viewer by the simulation supervisor
-    # The newest update this client has been sent; group events up to it are duplicates.
-    sent_up_to: str = ""
+    closing: asyncio.Future[None] | None = None
+    # The numbering this client follows, and the newest update number it has (from the
+    # database read on connecting, or sent since): fan-out events up to it are duplicates.
+    epoch: str = ""
+    sent_seq: int = 0
+    held_up_to: int = 0
 
     # --- Connection ---------------------------------------------------------------------------
 
@@ -113,7 +121,7 @@ class RaceConsumer(AsyncWebsocketConsumer):
             await self.reject(CLOSE_RACE_NOT_FOUND, f"Race not found: {raw_race_id!r} is not a race id")
             return
         # Join before reading the race, so that no update published meanwhile is missed: it is
-        # held until initial_state is out, and skipped if the read already had it.
+        # held until the client subscribes, and skipped if the read already had it.
         self.pending: list[dict[str, Any]] = []
         fanout = race_fanout()
         await fanout.subscribe(race_id, self)
@@ -129,19 +137,15 @@ class RaceConsumer(AsyncWebsocketConsumer):
             joining = _join_state(race_id, card)
             fanout.remember(race_id, joining, read_in_generation=generation)
         self.race_id = race_id
-        # Taken before sending: the shared join state may move on while the frames go out, and
-        # an update it moves on to must then still be sent from this client's pending list.
-        frames, self.sent_up_to = joining.frames, joining.sent_up_to
+        # Kept as read: the shared join state moves on with later updates, which this client
+        # holds in its pending list instead.
+        self.joined = dataclasses.replace(joining)
+        self.epoch, self.sent_seq = joining.epoch, joining.latest_seq
         await self.accept()
-        for frame in frames:
-            await self.send(text_data=frame)
+        await self.send(text_data=joining.initial_frame)
         if settings.SIMULATION_ENABLED and not joining.fed and not joining.finished:
             simulation_supervisor().viewer_joined(race_id)
             self.watching = True
-        self.ready = True
-        held, self.pending = self.pending, []
-        for event in held:
-            await self.forward(event)
         # A connection that never subscribes is not kept forever.
         self.subscribe_deadline = asyncio.get_running_loop().call_later(
             settings.WEBSOCKET_SUBSCRIBE_TIMEOUT_S, self.subscribe_timed_out
@@ -149,12 +153,12 @@ class RaceConsumer(AsyncWebsocketConsumer):
 
     def subscribe_timed_out(self) -> None:
         self.subscribe_deadline = None
-        self.timeout_close = asyncio.ensure_future(
-            self.close(
-                code=CLOSE_SUBSCRIBE_TIMEOUT,
-                reason=f"No subscribe within {settings.WEBSOCKET_SUBSCRIBE_TIMEOUT_S:g} s of connecting",
-            )
-        )
+        self.close_soon(CLOSE_SUBSCRIBE_TIMEOUT, f"No subscribe within {settings.WEBSOCKET_SUBSCRIBE_TIMEOUT_S:g} s of connecting")
+
+    def close_soon(self, code: int, reason: str) -> None:
+        """Close from synchronous code (a timer, the fan-out), once."""
+        if self.closing is None:
+            self.closing = asyncio.ensure_future(self.close(code=code, reason=reason))
 
     async def leave_fanout(self) -> None:
         if self.subscribed_to is not None:
@@ -213,12 +217,16 @@ class RaceConsumer(AsyncWebsocketConsumer):
         if not incoming.is_valid():
             await self.send_error(incoming.error_text())
             return
-        if incoming.validated_data["type"] == "ping":
+        message = incoming.validated_data
+        if message["type"] == "ping":
             await self.send_message(PongMessage())
             return
-        await self.subscribe(incoming.validated_data["race_id"])
+        await self.subscribe(message["race_id"], last_seq=message.get("last_seq"), epoch=message.get("epoch"))
 
-    async def subscribe(self, race_id: int) -> None:
+    async def subscribe(self, race_id: int, *, last_seq: int | None, epoch: str | None) -> None:
+        """Answer subscribe: ``subscribed``, then what the client lacks in order (the latest update;
+        or, resuming after ``last_seq``, every update it missed; or, when it cannot resume, the
+        race afresh), then the updates held meanwhile, then live ones."""
         if race_id != self.race_id:
             await self.send_error(
                 f"race_id: this connection is for race {self.race_id}, not {race_id}; "
@@ -228,7 +236,76 @@ class RaceConsumer(AsyncWebsocketConsumer):
         if self.subscribe_deadline is not None:
             self.subscribe_deadline.cancel()
             self.subscribe_deadline = None
-        await self.send_message(SubscribedMessage(race_id=race_id))
+        if last_seq is None and self.subscribed:
+            await self.send_message(SubscribedMessage(race_id=race_id, epoch=self.epoch, seq=self.sent_seq))
+            return
+        self.streaming = False
+        resumed: bool | None = None
+        if last_seq is None:
+            frames = [self.joined.latest_frame] if self.joined.latest_frame is not None else []
+        else:
+            replay = await self.missed_since(last_seq, epoch)
+            resumed = replay is not None
+            frames = replay if replay is not None else await self.afresh()
+            if frames is None:
+                await self.reject(CLOSE_RACE_NOT_FOUND, f"Race not found: race {race_id} was deleted")
+                return
+        self.subscribed = True
+        newest = max([self.sent_seq] + [event["seq"] for event in self.pending if event["epoch"] == self.epoch])
+        await self.send_message(SubscribedMessage(race_id=race_id, epoch=self.epoch, seq=newest, resumed=resumed))
+        for frame in frames:
+            await self.send(text_data=frame)
+        await self.send_held()
+
+    async def missed_since(self, last_seq: int, epoch: str | None) -> list[str] | None:
+        """Return the updates after ``last_seq`` up to what this client has (the rest are held),
+        or None if they cannot be had: another epoch, a seq not reached, or too far behind."""
+        if (epoch is not None and epoch != self.epoch) or last_seq > self.seen_seq:
+            return None
+        if last_seq >= self.sent_seq:
+            self.sent_seq = last_seq  # it has all the database read had; the rest are held
+            return []
+        count = self.sent_seq - last_seq
+        if count > settings.WEBSOCKET_RESUME_MAX_UPDATES:
+            return None
+        rows = await _race_updates_after(self.race_id, last_seq, count)
+        if [row["seq"] for row in rows] != list(range(last_seq + 1, self.sent_seq + 1)):
+            return None  # the log moved on (the race was reset meanwhile)
+        return [encode(update_from_row(race_id=self.race_id, row=row)) for row in rows]
+
+    async def afresh(self) -> list[str] | None:
+        """Return the race as a client that cannot resume is sent it: initial_state and the
+        newest update (as read on connecting, before the first subscribe; read again after)."""
+        if self.subscribed:
+            fanout = race_fanout()
+            joining = fanout.join_state(self.race_id)
+            if joining is None:
+                generation = fanout.generation(self.race_id)
+                card = await _race_card(self.race_id)
+                if card is None:
+                    return None
+                joining = _join_state(self.race_id, card)
+                fanout.remember(self.race_id, joining, read_in_generation=generation)
+            self.joined = dataclasses.replace(joining)
+            self.epoch, self.sent_seq = joining.epoch, joining.latest_seq
+        frames = [self.joined.initial_frame]
+        if self.joined.latest_frame is not None:
+            frames.append(self.joined.latest_frame)
+        return frames
+
+    async def send_held(self) -> None:
+        """Send the updates held while the client was not streaming, then stream."""
+        while self.pending:
+            held, self.pending = self.pending, []
+            for event in held:
+                if event["epoch"] != self.epoch:
+                    self.race_was_reset()
+                    return
+                if event["seq"] > self.sent_seq:
+                    self.sent_seq = event["seq"]
+                    await self.send(text_data=event["text"])
+        self.held_up_to = 0
+        self.streaming = True
 
     # --- Updates from the race's fan-out (odds_update, result_update, encoded once) ----------
 
@@ -236,19 +313,30 @@ class RaceConsumer(AsyncWebsocketConsumer):
     def websocket_protocol(self) -> Any:
         return daphne_fixes.websocket_protocol(self.base_send)
 
-    def takes(self, event: dict[str, Any]) -> bool:
-        if not self.ready:
-            self.pending.append(event)
-            return False
-        # UTC ISO 8601 timestamps of one format compare in time order as strings.
-        if event["timestamp"] <= self.sent_up_to:
-            return False
-        self.sent_up_to = event["timestamp"]
-        return True
+    def race_was_reset(self) -> None:
+        # The race's updates were numbered afresh: what this client holds is of the old history.
+        # It reconnects, and is sent the race anew.
+        self.close_soon(CLOSE_RACE_RESET, "The race was reset: reconnect for its new state")
 
-    async def forward(self, event: dict[str, Any]) -> None:
-        if self.takes(event):
-            await self.send(text_data=event["text"])
+    @property
+    def seen_seq(self) -> int:
+        return max(self.sent_seq, self.held_up_to)
+
+    def takes(self, event: dict[str, Any]) -> bool:
+        if not self.streaming:
+            if len(self.pending) >= settings.WEBSOCKET_MAX_HELD_UPDATES:
+                self.close_soon(CLOSE_TOO_SLOW, "Client too slow: it did not subscribe while updates came")
+                return False
+            self.pending.append(event)
+            self.held_up_to = max(self.held_up_to, event["seq"])
+            return False
+        if event["epoch"] != self.epoch:
+            self.race_was_reset()
+            return False
+        if event["seq"] <= self.sent_seq:
+            return False
+        self.sent_seq = event["seq"]
+        return True
 
     # --- Sending and failing ------------------------------------------------------------------
 

@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from weakref import WeakKeyDictionary
 
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
 from live.broadcasting import race_group_name
 from live.daphne_fixes import buffered_bytes, send_prepared_frame
-from live.messages import CLOSE_TOO_SLOW
+from live.messages import CLOSE_TOO_SLOW, encode, update_from_row
+from races.selectors import race_updates_after
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +43,14 @@ JOIN_STATE_TTL_S = 2.0
 
 @dataclass
 class JoinState:
-    """What a client joining a race is sent, as frames already encoded: initial_state, then the
-    result if declared or else the latest odds (if any)."""
+    """What a client joining a race is sent, as frames already encoded: initial_state on
+    connecting, then on subscribing the race's newest update (the result if declared, else the
+    latest odds), numbered ``latest_seq`` in ``epoch``."""
 
-    frames: list[str]
-    sent_up_to: str  # timestamp of the newest update among the frames ("" if none)
+    initial_frame: str
+    latest_frame: str | None
+    latest_seq: int  # the race's newest update number when read: the client starts from here
+    epoch: str
     finished: bool
     fed: bool
     read_at: float
@@ -54,9 +59,14 @@ class JoinState:
 class Subscriber(Protocol):
     # The client's Daphne protocol, for the prepared-frame fast path; None elsewhere.
     websocket_protocol: Any
+    epoch: str  # the numbering of the race's updates the client follows
+
+    @property
+    def seen_seq(self) -> int:
+        """The newest update number this client has been sent or is holding."""
 
     def takes(self, event: dict[str, Any]) -> bool:
-        """Return whether to send the event now (False: held until initial_state, or a duplicate)."""
+        """Return whether to send the event now (False: held until subscribed, or a duplicate)."""
 
     async def send(self, text_data: str) -> None: ...
 
@@ -75,6 +85,10 @@ class RaceFanout:
         # race's group, so every update since it was read has passed through here.
         self._join_states: dict[int, JoinState] = {}
         self._generations: dict[int, int] = {}
+        # Each race's (epoch, seq) of the newest update delivered here: updates go out once each,
+        # in seq order, and a gap (an update stored but whose broadcast was lost, or is late) is
+        # filled from the race's update log before the update after it.
+        self._delivered: dict[int, tuple[str, int]] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     async def subscribe(self, race_id: int, subscriber: Subscriber) -> None:
@@ -96,6 +110,7 @@ class RaceFanout:
                 return
             del self.subscribers[race_id]
             self._join_states.pop(race_id, None)
+            self._delivered.pop(race_id, None)
             if race_id in self._joined:
                 self._joined.discard(race_id)
                 await self.layer.group_discard(race_group_name(race_id), self.channel)
@@ -162,19 +177,62 @@ class RaceFanout:
         return True
 
     async def _deliver(self, event: dict[str, Any]) -> None:
+        """Deliver one published update, after any it skipped over, and never one twice."""
+        race_id, epoch, seq = event["race_id"], event["epoch"], event["seq"]
+        self._generations[race_id] = self.generation(race_id) + 1
+        delivered = self._delivered.get(race_id)
+        if delivered is not None and delivered[0] == epoch:
+            if seq <= delivered[1]:
+                return  # a late copy of what went out already (or was filled from the log)
+            if seq > delivered[1] + 1:
+                await self._fill_gap(race_id, epoch, after_seq=delivered[1], before_seq=seq)
+        else:
+            # The first update since this process joined the race's group (or since the race was
+            # reset): a gap is measured from what its clients were last sent.
+            seen = [s.seen_seq for s in self.subscribers.get(race_id, ()) if s.epoch == epoch]
+            if seen and seq > min(seen) + 1:
+                await self._fill_gap(race_id, epoch, after_seq=min(seen), before_seq=seq)
+        self._delivered[race_id] = (epoch, seq)
+        await self._send_to_clients(event)
+
+    async def _fill_gap(self, race_id: int, epoch: str, *, after_seq: int, before_seq: int) -> None:
+        after_seq = max(after_seq, before_seq - 1 - settings.WEBSOCKET_RESUME_MAX_UPDATES)
+        try:
+            rows = await database_sync_to_async(race_updates_after)(
+                race_id=race_id, after_seq=after_seq, limit=before_seq - after_seq - 1
+            )
+        except Exception:
+            # The clients see the gap in the seq numbers and can resume over it themselves.
+            logger.exception("Reading race %s updates %s-%s to fill a gap failed", race_id, after_seq + 1, before_seq - 1)
+            return
+        if rows:
+            logger.info("Race %s: sending updates %s-%s whose broadcast did not arrive", race_id, rows[0]["seq"], rows[-1]["seq"])
+        for row in rows:
+            if row["seq"] >= before_seq:
+                break
+            message = update_from_row(race_id=race_id, row=row)
+            missed = {
+                "type": "result.update" if row["kind"] == "result" else "odds.update",
+                "race_id": race_id,
+                "epoch": epoch,
+                "seq": row["seq"],
+                "text": encode(message),
+            }
+            self._delivered[race_id] = (epoch, row["seq"])
+            await self._send_to_clients(missed)
+
+    async def _send_to_clients(self, event: dict[str, Any]) -> None:
         # In order, one update at a time: every client of a race sees its updates in the order
         # they were published. Under Daphne the frame is built once and the same bytes are
         # written to every socket (websockets.broadcast's approach); elsewhere, the ASGI send.
         text = event["text"]
-        race_id = event.get("race_id")
-        self._generations[race_id] = self.generation(race_id) + 1
+        race_id = event["race_id"]
         state = self._join_states.get(race_id)
         if state is not None:
-            if event.get("type") == "odds.update" and not state.finished:
-                state.frames = [state.frames[0], text]
-                state.sent_up_to = event["timestamp"]
-            else:  # a result (or correction) changes the card itself: read it afresh
-                del self._join_states[race_id]
+            if state.epoch != event["epoch"] or event["type"] != "odds.update" or state.finished:
+                del self._join_states[race_id]  # a result (or a reset) changes the card: read afresh
+            elif event["seq"] > state.latest_seq:
+                state.latest_frame, state.latest_seq = text, event["seq"]
         prepared = None
         max_buffered_bytes = settings.WEBSOCKET_MAX_BUFFERED_BYTES  # read once, not per client
         for subscriber in list(self.subscribers.get(race_id, ())):
@@ -185,7 +243,7 @@ class RaceFanout:
                 if protocol is not None:
                     if buffered_bytes(protocol.transport) > max_buffered_bytes:
                         # A client that stopped reading: closed, not fed without bound, and
-                        # never slowing the others. It may reconnect and be sent the race anew.
+                        # never slowing the others. It may reconnect and resume.
                         if protocol.state == protocol.STATE_OPEN:
                             logger.info("Closing a client of race %s that is not reading its updates", race_id)
                             protocol.sendClose(code=CLOSE_TOO_SLOW, reason="Client too slow: updates were not read")
@@ -196,7 +254,7 @@ class RaceFanout:
                 else:
                     await subscriber.send(text_data=text)
             except Exception:
-                logger.exception("Delivering race %s update to one client failed", event.get("race_id"))
+                logger.exception("Delivering race %s update to one client failed", race_id)
 
     async def _refresh_forever(self) -> None:
         while True:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rest_framework import serializers
 
-from races.selectors import RaceCard, RaceCardStarter, result_in_order
-from races.serializers import StrictIntegerField, race_card_data, utc_timestamp
+from races.selectors import RaceCard, RaceUpdateRow
+from races.serializers import StrictCharField, StrictIntegerField, race_card_data, utc_timestamp
 
 # Application error code for a message the server cannot act on (the connection stays open).
 ERROR_BAD_MESSAGE = 4400
@@ -27,6 +27,7 @@ ERROR_BAD_MESSAGE = 4400
 CLOSE_RACE_NOT_FOUND = 4004
 CLOSE_TOO_SLOW = 4008  # the client did not read its updates: reconnect
 CLOSE_SUBSCRIBE_TIMEOUT = 4408  # connected but never subscribed
+CLOSE_RACE_RESET = 4409  # the race's updates were numbered afresh: reconnect
 CLOSE_TOO_MANY = 4429  # too many messages, or too many connections from one address: back off
 CLOSE_MESSAGE_TOO_BIG = 1009
 CLOSE_INTERNAL_ERROR = 1011
@@ -36,7 +37,12 @@ CLOSE_INTERNAL_ERROR = 1011
 
 
 class WSMessage(serializers.Serializer):
-    """An incoming message: ``{"type": "subscribe", "race_id": <int>}`` or ``{"type": "ping"}``."""
+    """
+    An incoming message: ``{"type": "subscribe", "race_id": <int>}`` or ``{"type": "ping"}``.
+
+    A reconnecting client resumes with ``"last_seq"``, the ``seq`` of the last update it
+    received, and ``"epoch"``, the race's epoch that seq belongs to (both from earlier messages).
+    """
 
     CLIENT_TYPES: ClassVar[tuple[str, ...]] = ("subscribe", "ping")
 
@@ -47,6 +53,13 @@ class WSMessage(serializers.Serializer):
         },
     )
     race_id = StrictIntegerField(required=False, error_messages={"invalid": "must be an integer."})
+    last_seq = StrictIntegerField(
+        required=False,
+        min_value=0,
+        max_value=2**53,
+        error_messages={"invalid": "must be an integer.", "min_value": "must be 0 or more."},
+    )
+    epoch = StrictCharField(required=False, max_length=64, trim_whitespace=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["type"] == "subscribe" and "race_id" not in attrs:
@@ -77,11 +90,28 @@ class InitialStateMessage:
 
 @dataclass(frozen=True, slots=True)
 class SubscribedMessage:
+    """
+    The answer to ``subscribe``. ``epoch`` and ``seq`` say where the race's numbered updates
+    stand: the updates that follow continue from ``seq``. ``resumed`` answers a ``last_seq``:
+    True when the updates after it follow (replayed, then live), False when they cannot (the
+    seq is too old, or from another epoch) and the client must start over from the
+    ``initial_state`` it was sent on connecting and the update that follows.
+    """
+
     type: ClassVar[str] = "subscribed"
     race_id: int
+    epoch: str | None = None
+    seq: int | None = None
+    resumed: bool | None = None  # only in answer to a last_seq
 
     def as_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "race_id": self.race_id}
+        message: dict[str, Any] = {"type": self.type, "race_id": self.race_id}
+        if self.epoch is not None:
+            message["epoch"] = self.epoch
+            message["seq"] = self.seq
+        if self.resumed is not None:
+            message["resumed"] = self.resumed
+        return message
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +136,13 @@ class OddsUpdateMessage:
     race_id: int
     timestamp: dt.datetime
     odds: Sequence[HorseOdds]
+    seq: int | None = None  # the update's number in its race (an addition to the spec)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "type": self.type,
             "race_id": self.race_id,
+            **_seq_field(self.seq),
             "timestamp": utc_timestamp(self.timestamp),
             "odds": [{"horse_id": item.horse_id, "odds": item.odds} for item in self.odds],
         }
@@ -129,11 +161,13 @@ class ResultUpdateMessage:
     race_id: int
     timestamp: dt.datetime
     results: Sequence[HorseResult]
+    seq: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "type": self.type,
             "race_id": self.race_id,
+            **_seq_field(self.seq),
             "timestamp": utc_timestamp(self.timestamp),
             "results": [
                 {"horse_id": item.horse_id, "placing": item.placing, "finished": item.finished}
@@ -142,29 +176,27 @@ class ResultUpdateMessage:
         }
 
 
-def odds_update_from_snapshot(
-    *, race_id: int, odds: Sequence[Mapping[str, Any]], taken_at: dt.datetime
-) -> OddsUpdateMessage:
-    """Return a stored market as the ``odds_update`` that published it."""
+def _seq_field(seq: int | None) -> dict[str, int]:
+    return {} if seq is None else {"seq": seq}
+
+
+def update_from_row(*, race_id: int, row: RaceUpdateRow) -> OddsUpdateMessage | ResultUpdateMessage:
+    """Return a logged update as the message that published it, with its seq."""
+    if row["kind"] == "result":
+        return ResultUpdateMessage(
+            race_id=race_id,
+            seq=row["seq"],
+            timestamp=row["published_at"],
+            results=tuple(
+                HorseResult(horse_id=item["horse_id"], placing=item["placing"], finished=item["finished"])
+                for item in row["data"]
+            ),
+        )
     return OddsUpdateMessage(
         race_id=race_id,
-        timestamp=taken_at,
-        odds=tuple(HorseOdds(horse_id=row["horse_id"], odds=row["odds"]) for row in odds),
-    )
-
-
-def result_update_from_starters(
-    *, race_id: int, starters: Sequence[RaceCardStarter], declared_at: dt.datetime
-) -> ResultUpdateMessage:
-    """Return a declared result as its ``result_update``: finishers by placing, then the rest."""
-    placings = {s["horse_id"]: None if s["did_not_finish"] else s["placing"] for s in starters}
-    return ResultUpdateMessage(
-        race_id=race_id,
-        timestamp=declared_at,
-        results=tuple(
-            HorseResult(horse_id=horse_id, placing=placing, finished=placing is not None)
-            for horse_id, placing in result_in_order(placings)
-        ),
+        seq=row["seq"],
+        timestamp=row["published_at"],
+        odds=tuple(HorseOdds(horse_id=item["horse_id"], odds=item["odds"]) for item in row["data"]),
     )
 
 

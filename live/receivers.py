@@ -13,20 +13,24 @@ from races.selectors import result_in_order
 
 
 def broadcast_odds(
-    *, race_id: int, odds: list[tuple[int, float]], taken_at: dt.datetime, **_: Any
+    *, race_id: int, epoch: str, seq: int, odds: list[tuple[int, float]], taken_at: dt.datetime, **_: Any
 ) -> None:
     async_to_sync(publish_odds_update)(
         race_id=race_id,
+        epoch=epoch,
+        seq=seq,
         odds=[HorseOdds(horse_id=horse_id, odds=float(price)) for horse_id, price in odds],
         timestamp=taken_at,
     )
 
 
 def broadcast_result(
-    *, race_id: int, placings: dict[int, int | None], declared_at: dt.datetime, **_: Any
+    *, race_id: int, epoch: str, seq: int, placings: dict[int, int | None], declared_at: dt.datetime, **_: Any
 ) -> None:
     async_to_sync(publish_result_update)(
         race_id=race_id,
+        epoch=epoch,
+        seq=seq,
         results=[
             HorseResult(horse_id=horse_id, placing=placing, finished=placing is not None)
             for horse_id, placing in result_in_order(placings)

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import secrets
+
 from django.db import models
 from django.db.models import Q
+
+
+def new_updates_epoch() -> str:
+    """Return a fresh name for a race's numbering of its updates (see Race.updates_epoch)."""
+    return secrets.token_hex(6)
 
 
 class Meeting(models.Model):
@@ -74,6 +81,12 @@ class Race(models.Model):
     result_declared_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Once a live feed has written odds or a result, the race is the feed's: never simulated.
     fed = models.BooleanField("fed by a live feed", default=False, editable=False)
+    # Every update published for the race (odds or result) is numbered 1, 2, 3, ... so that a
+    # client can tell whether it missed one and resume after the last it saw. The epoch names
+    # this numbering: it changes when the race is reset (the numbers start again), so a seq
+    # remembered from an earlier history is never mistaken for one of this history.
+    update_seq = models.PositiveBigIntegerField(default=0, editable=False)
+    updates_epoch = models.CharField(max_length=16, default=new_updates_epoch, editable=False)
 
     class Meta:
         ordering = ["meeting__date", "meeting__code", "race_number"]
@@ -202,3 +215,29 @@ class OddsSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.race} odds at {self.taken_at:%H:%M:%S}"
+
+
+class RaceUpdate(models.Model):
+    """
+    One numbered update of a race, as it was published: the log that a reconnecting client's
+    missed updates are replayed from, in order. ``data`` holds the odds
+    (``[{"horse_id", "odds"}]``) or the result (``[{"horse_id", "placing", "finished"}]``,
+    finishers first), exactly as they went out.
+    """
+
+    class Kind(models.TextChoices):
+        ODDS = "odds", "Odds"
+        RESULT = "result", "Result"
+
+    race = models.ForeignKey(Race, on_delete=models.CASCADE, related_name="updates")
+    seq = models.PositiveBigIntegerField()
+    kind = models.CharField(max_length=8, choices=Kind)
+    published_at = models.DateTimeField()
+    data = models.JSONField()
+
+    class Meta:
+        ordering = ["race", "seq"]
+        constraints = [models.UniqueConstraint(fields=["race", "seq"], name="race_update_seq_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.race_id} #{self.seq} {self.kind}"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from django.db.models import F, JSONField, OuterRef, Prefetch, Subquery
 
-from races.models import Meeting, OddsSnapshot, Race, Starter
+from races.models import Meeting, OddsSnapshot, Race, RaceUpdate, Starter
 
 
 class RaceCardRace(TypedDict):
@@ -46,14 +46,24 @@ class HorseOddsRow(TypedDict):
     odds: float
 
 
+class RaceUpdateRow(TypedDict):
+    """One numbered update of a race as it was published (races.models.RaceUpdate)."""
+
+    seq: int
+    kind: str  # RaceUpdate.Kind: "odds" or "result"
+    published_at: dt.datetime
+    data: list[dict]
+
+
 class RaceMarketStatus(TypedDict):
     """Where the race's market stands: what a client joining now must be sent after the card."""
 
     status: str
     fed: bool
     result_declared_at: dt.datetime | None
-    latest_odds: list[HorseOddsRow] | None
-    latest_odds_at: dt.datetime | None
+    updates_epoch: str
+    # The newest update: the latest odds, or the result once declared (None before any).
+    latest_update: RaceUpdateRow | None
 
 
 class RaceCard(TypedDict):
@@ -94,7 +104,7 @@ def race_card_get(*, race_id: int) -> RaceCard | None:
     Always two queries, whatever the number of starters: values() rows, no model instances,
     because this runs on every WebSocket connect.
     """
-    latest_snapshot = OddsSnapshot.objects.filter(race=OuterRef("pk")).order_by("-taken_at", "-pk")
+    latest_update = RaceUpdate.objects.filter(race=OuterRef("pk"), seq=OuterRef("update_seq"))
     race_row = (
         Race.objects.filter(pk=race_id)
         .values(
@@ -103,11 +113,14 @@ def race_card_get(*, race_id: int) -> RaceCard | None:
             "status",
             "fed",
             "result_declared_at",
+            "update_seq",
+            "updates_epoch",
             code=F("meeting__code"),
             venue=F("meeting__venue"),
             date=F("meeting__date"),
-            latest_odds=Subquery(latest_snapshot.values("odds")[:1], output_field=JSONField()),
-            latest_odds_at=Subquery(latest_snapshot.values("taken_at")[:1]),
+            latest_kind=Subquery(latest_update.values("kind")[:1]),
+            latest_published_at=Subquery(latest_update.values("published_at")[:1]),
+            latest_data=Subquery(latest_update.values("data")[:1], output_field=JSONField()),
         )
         .first()
     )
@@ -157,10 +170,27 @@ def race_card_get(*, race_id: int) -> RaceCard | None:
         "status": race_row["status"],
         "fed": race_row["fed"],
         "result_declared_at": race_row["result_declared_at"],
-        "latest_odds": race_row["latest_odds"],
-        "latest_odds_at": race_row["latest_odds_at"],
+        "updates_epoch": race_row["updates_epoch"],
+        "latest_update": None
+        if race_row["latest_kind"] is None
+        else {
+            "seq": race_row["update_seq"],
+            "kind": race_row["latest_kind"],
+            "published_at": race_row["latest_published_at"],
+            "data": race_row["latest_data"],
+        },
     }
     return {"race": race, "name": race_row["name"], "starters": starters, "market": market}
+
+
+def race_updates_after(*, race_id: int, after_seq: int, limit: int) -> list[RaceUpdateRow]:
+    """Return the race's updates numbered above ``after_seq``, oldest first, at most ``limit``
+    (one query)."""
+    return list(
+        RaceUpdate.objects.filter(race_id=race_id, seq__gt=after_seq)
+        .order_by("seq")
+        .values("seq", "kind", "published_at", "data")[:limit]
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,15 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+class StrictCharField(serializers.CharField):
+    """A string that arrived as a JSON string: not a number or boolean turned into one."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class StrictDecimalField(serializers.DecimalField):
     """A decimal that arrived as a JSON number: not a string or boolean."""
 

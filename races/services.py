@@ -10,7 +10,8 @@ from functools import partial
 from django.db import transaction
 
 from races import events
-from races.models import OddsSnapshot, Race, Starter
+from races.models import OddsSnapshot, Race, RaceUpdate, Starter, new_updates_epoch
+from races.selectors import result_in_order
 
 
 class RaceClosedError(Exception):
@@ -47,7 +48,16 @@ def placings_problems(placings: Mapping[int, int | None]) -> list[str]:
 def _race_locked(race_id: int) -> Race:
     # The row lock orders concurrent writers of one race: a feed's first write and a
     # simulation's next one cannot interleave.
-    return Race.objects.select_for_update().only("status", "fed").get(pk=race_id)
+    return Race.objects.select_for_update().only("status", "fed", "update_seq", "updates_epoch").get(pk=race_id)
+
+
+def _race_update_append(*, race: Race, kind: str, published_at: dt.datetime, data: list[dict]) -> int:
+    """Number the race's next update and log it (the caller holds the race's row lock, so the
+    numbers are gap-free and in commit order); return its seq."""
+    seq = race.update_seq + 1
+    RaceUpdate.objects.create(race_id=race.pk, seq=seq, kind=kind, published_at=published_at, data=data)
+    race.update_seq = seq
+    return seq
 
 
 @transaction.atomic
@@ -65,18 +75,23 @@ def odds_snapshot_record(
         raise RaceClosedError(f"race {race_id} is finished: its market is closed")
     if source == OddsSnapshot.Source.SIMULATION and race.fed:
         raise RaceClosedError(f"race {race_id} is fed by a live feed: it is not simulated")
+    rows = [{"horse_id": horse_id, "odds": price} for horse_id, price in odds]
     snapshot = OddsSnapshot.objects.create(
-        race_id=race_id,
-        taken_at=taken_at,
-        source=source,
-        odds=[{"horse_id": horse_id, "odds": price} for horse_id, price in odds],
-        market_elapsed_s=market_elapsed_s,
+        race_id=race_id, taken_at=taken_at, source=source, odds=rows, market_elapsed_s=market_elapsed_s
     )
+    seq = _race_update_append(race=race, kind=RaceUpdate.Kind.ODDS, published_at=taken_at, data=rows)
     fed = race.fed or source == OddsSnapshot.Source.FEED
-    if race.status != Race.Status.LIVE or fed != race.fed:
-        Race.objects.filter(pk=race_id).update(status=Race.Status.LIVE, fed=fed)
+    Race.objects.filter(pk=race_id).update(status=Race.Status.LIVE, fed=fed, update_seq=seq)
     _on_commit(
-        partial(events.odds_recorded.send, sender=OddsSnapshot, race_id=race_id, odds=list(odds), taken_at=taken_at)
+        partial(
+            events.odds_recorded.send,
+            sender=OddsSnapshot,
+            race_id=race_id,
+            epoch=race.updates_epoch,
+            seq=seq,
+            odds=list(odds),
+            taken_at=taken_at,
+        )
     )
     return snapshot
 
@@ -116,12 +131,7 @@ def race_result_record(
         starter.placing = placings[starter.horse_id]
         starter.did_not_finish = starter.placing is None
     Starter.objects.bulk_update(starters, ["placing", "did_not_finish"])
-    Race.objects.filter(pk=race_id).update(
-        status=Race.Status.FINISHED,
-        result_declared_at=declared_at,
-        fed=race.fed or source == OddsSnapshot.Source.FEED,
-    )
-    _announce_result(race_id, dict(placings), declared_at)
+    _declare(race, dict(placings), declared_at, fed=race.fed or source == OddsSnapshot.Source.FEED)
     return change
 
 
@@ -131,6 +141,7 @@ def race_result_declare_entered(*, race_id: int, declared_at: dt.datetime) -> bo
     Declare the result the race office has just entered on the race's starters (in the admin),
     or withdraw it if every placing was cleared. Return whether a result is now declared.
     """
+    race = _race_locked(race_id)
     starters = list(Starter.objects.select_for_update().filter(race_id=race_id))
     placings = {s.horse_id: None if s.did_not_finish else s.placing for s in starters}
     entered = any(s.placing is not None or s.did_not_finish for s in starters)
@@ -140,14 +151,30 @@ def race_result_declare_entered(*, race_id: int, declared_at: dt.datetime) -> bo
             status=Race.Status.LIVE if has_odds else Race.Status.SCHEDULED, result_declared_at=None
         )
         return False
-    Race.objects.filter(pk=race_id).update(status=Race.Status.FINISHED, result_declared_at=declared_at)
-    _announce_result(race_id, placings, declared_at)
+    _declare(race, placings, declared_at, fed=race.fed)
     return True
 
 
-def _announce_result(race_id: int, placings: dict[int, int | None], declared_at: dt.datetime) -> None:
+def _declare(race: Race, placings: dict[int, int | None], declared_at: dt.datetime, *, fed: bool) -> None:
+    """Mark the race finished, log its result as its next update, and announce it."""
+    results = [
+        {"horse_id": horse_id, "placing": placing, "finished": placing is not None}
+        for horse_id, placing in result_in_order(placings)
+    ]
+    seq = _race_update_append(race=race, kind=RaceUpdate.Kind.RESULT, published_at=declared_at, data=results)
+    Race.objects.filter(pk=race.pk).update(
+        status=Race.Status.FINISHED, result_declared_at=declared_at, fed=fed, update_seq=seq
+    )
     _on_commit(
-        partial(events.result_declared.send, sender=Race, race_id=race_id, placings=placings, declared_at=declared_at)
+        partial(
+            events.result_declared.send,
+            sender=Race,
+            race_id=race.pk,
+            epoch=race.updates_epoch,
+            seq=seq,
+            placings=placings,
+            declared_at=declared_at,
+        )
     )
 
 
@@ -164,9 +191,16 @@ def _on_commit(send: partial) -> None:
 
 @transaction.atomic
 def race_reset(*, race_id: int) -> None:
-    """Clear a race's result, odds history and feed mark, so its market can run again."""
+    """Clear a race's result, odds history and feed mark, so its market can run again. Its
+    updates are numbered afresh under a new epoch: a client's old seq cannot resume into them."""
+    _race_locked(race_id)
     Starter.objects.filter(race_id=race_id).update(placing=None, did_not_finish=False)
     OddsSnapshot.objects.filter(race_id=race_id).delete()
+    RaceUpdate.objects.filter(race_id=race_id).delete()
     Race.objects.filter(pk=race_id).update(
-        status=Race.Status.SCHEDULED, result_declared_at=None, fed=False
+        status=Race.Status.SCHEDULED,
+        result_declared_at=None,
+        fed=False,
+        update_seq=0,
+        updates_epoch=new_updates_epoch(),
     )

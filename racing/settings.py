@@ -166,6 +166,12 @@ WEBSOCKET_MAX_MESSAGES_PER_S = float(os.environ.get("WEBSOCKET_MAX_MESSAGES_PER_
 # Open connections one address may hold in one process (4429 past it). Generous: a mobile
 # carrier's NAT puts many phones behind one address.
 WEBSOCKET_MAX_CONNECTIONS_PER_ADDRESS = int(os.environ.get("WEBSOCKET_MAX_CONNECTIONS_PER_ADDRESS", "1000"))
+# A client resuming with last_seq is replayed at most this many missed updates; further behind,
+# it is sent the race afresh (subscribed with "resumed": false) instead.
+WEBSOCKET_RESUME_MAX_UPDATES = int(os.environ.get("WEBSOCKET_RESUME_MAX_UPDATES", "1000"))
+# Updates held for a client that has connected but not yet subscribed; past this it is closed
+# with 4008 (it can reconnect and resume).
+WEBSOCKET_MAX_HELD_UPDATES = int(os.environ.get("WEBSOCKET_MAX_HELD_UPDATES", "1000"))
 # A connection that has not sent subscribe by then is closed with 4408.
 WEBSOCKET_SUBSCRIBE_TIMEOUT_S = float(os.environ.get("WEBSOCKET_SUBSCRIBE_TIMEOUT_S", "60"))
 # Bytes the server may hold for a client that is not reading; past it the client is closed with

@@ -53,6 +53,8 @@ async def test_placings_saved_in_the_admin_reach_connected_clients(admin_client)
     communicator = WebsocketCommunicator(application, f"/ws/races/{race.pk}")
     await communicator.connect()
     await communicator.receive_json_from()
+    await communicator.send_json_to({"type": "subscribe", "race_id": race.pk})
+    await communicator.receive_json_from()
 
     response = await sync_to_async(admin_client.post)(
         reverse("admin:races_race_change", args=[race.pk]),

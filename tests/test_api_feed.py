@@ -233,6 +233,8 @@ async def connect(race_id: int) -> WebsocketCommunicator:
     communicator = WebsocketCommunicator(application, f"/ws/races/{race_id}")
     assert (await communicator.connect())[0]
     assert (await communicator.receive_json_from())["type"] == "initial_state"
+    await communicator.send_json_to({"type": "subscribe", "race_id": race_id})
+    assert (await communicator.receive_json_from())["type"] == "subscribed"
     return communicator
 
 

@@ -16,6 +16,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from tests.conftest import require_service
 from tests.servers import REPO_DIR, server_environment
 from tests.spec import assert_valid, spec_example
+from tests.wsclient import next_message, race_socket
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +32,8 @@ async def test_connect_gets_initial_state_and_subscribe_gets_subscribed(daphne_s
     assert initial["type"] == "initial_state"
     assert initial["data"]["race"]["meeting_id"] == "NZ_20261204_ADD"
     assert initial["data"]["starter_count"] == len(initial["data"]["starters"]) >= 8
-    assert subscribed == {"type": "subscribed", "race_id": FIXTURE_RACE_ID}
+    assert subscribed["type"] == "subscribed" and subscribed["race_id"] == FIXTURE_RACE_ID
+    assert isinstance(subscribed["epoch"], str) and isinstance(subscribed["seq"], int)
 
 
 @pytest.mark.parametrize("race_path", ["999999", "not-a-race"])
@@ -115,7 +117,7 @@ def test_the_specs_python_example_prints_initial_state_then_subscribed(daphne_se
     lines = _run_until([sys.executable, "-u", "-c", example], expect_lines=2)
 
     assert lines[0].startswith("[initial_state] {'type': 'initial_state'")
-    assert lines[1] == f"[subscribed] {{'type': 'subscribed', 'race_id': {FIXTURE_RACE_ID}}}"
+    assert lines[1].startswith(f"[subscribed] {{'type': 'subscribed', 'race_id': {FIXTURE_RACE_ID}, 'epoch': ")
 
 
 def test_the_specs_javascript_example_connects_and_is_subscribed(daphne_server):
@@ -138,16 +140,19 @@ def test_the_specs_javascript_example_connects_and_is_subscribed(daphne_server):
 def test_a_message_published_from_another_process_reaches_a_client(daphne_server, redis_url):
     async def listen_while_publishing() -> list[dict]:
         url = daphne_server.ws_url(f"/ws/races/{FIXTURE_RACE_ID}")
-        async with websockets.connect(url) as ws:
-            initial = json.loads(await ws.recv())
+        async with race_socket(url) as (ws, initial, subscribed):
+            while subscribed["seq"] > 0:  # the race's latest odds, sent on subscribing
+                if (await next_message(ws))["seq"] == subscribed["seq"]:
+                    break
             horse_ids = [s["horse_id"] for s in initial["data"]["starters"]]
+            # Stored and announced by another process, as the feed API or a simulator does.
             publisher = textwrap.dedent(
                 f"""
-                from live.broadcasting import publish_odds_update_sync
-                from live.messages import HorseOdds
-                publish_odds_update_sync(
-                    race_id={FIXTURE_RACE_ID},
-                    odds=[HorseOdds(horse_id=h, odds=4.2) for h in {horse_ids!r}],
+                from django.utils import timezone
+                from races.services import odds_snapshot_record
+                odds_snapshot_record(
+                    race_id={FIXTURE_RACE_ID}, odds=[(h, 4.2) for h in {horse_ids!r}],
+                    source="simulation", taken_at=timezone.now(), market_elapsed_s=0.0,
                 )
                 """
             )
@@ -157,7 +162,10 @@ def test_a_message_published_from_another_process_reaches_a_client(daphne_server
                 [sys.executable, "manage.py", "shell", "-c", publisher],
                 cwd=REPO_DIR, env=env, check=True, timeout=60,
             )  # fmt: skip
-            return [json.loads(await asyncio.wait_for(ws.recv(), 10))]
+            while True:  # the server's own simulation of the race may send odds meanwhile
+                update = await next_message(ws)
+                if {o["odds"] for o in update["odds"]} == {4.2}:
+                    return [update]
 
     [update] = asyncio.run(listen_while_publishing())
 
@@ -217,8 +225,7 @@ def _post_json(url: str, body: object, token: str) -> tuple[int, dict]:
 async def test_a_feed_post_reaches_a_real_client(daphne_server):
     race_id = 9
     token = await asyncio.to_thread(_feed_token, daphne_server)
-    async with websockets.connect(daphne_server.ws_url(f"/ws/races/{race_id}")) as ws:
-        initial = json.loads(await ws.recv())
+    async with race_socket(daphne_server.ws_url(f"/ws/races/{race_id}")) as (ws, initial, _):
         horse_ids = [s["horse_id"] for s in initial["data"]["starters"]]
         odds = [{"horse_id": h, "odds": round(2 + i * 1.5, 2)} for i, h in enumerate(horse_ids)]
         results = {

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import shutil
 import subprocess
 import time
 
 import pytest
-import websockets
 
 from tests.conftest import require_service
 from tests.servers import free_port, start_daphne
 from tests.test_e2e_daphne import _feed_token, _post_json
+from tests.wsclient import next_message, race_socket
 
 pytestmark = pytest.mark.e2e
 
@@ -66,44 +66,49 @@ async def test_a_redis_restart_is_survived_and_updates_flow_again_to_both_proces
     token = await asyncio.to_thread(_feed_token, servers[0])
     post_url = servers[0].http_url(f"/api/races/{RACE_ID}/odds/")
     try:
-        clients = [await websockets.connect(server.ws_url(f"/ws/races/{RACE_ID}")) for server in servers]
-        starters = json.loads(await clients[0].recv())["data"]["starters"]
-        await clients[1].recv()
-        odds = [{"horse_id": s["horse_id"], "odds": 3.0} for s in starters]
+        async with contextlib.AsyncExitStack() as stack:
+            sockets = [
+                await stack.enter_async_context(race_socket(server.ws_url(f"/ws/races/{RACE_ID}")))
+                for server in servers
+            ]
+            clients = [ws for ws, _, _ in sockets]
+            starters = sockets[0][1]["data"]["starters"]
+            received: list[list[dict]] = [[], []]
 
-        async def publish_and_receive(price: float) -> list[dict]:
-            body = [{**o, "odds": price} for o in odds]
-            status, _ = await asyncio.to_thread(_post_json, post_url, body, token)
-            assert status == 201
-            return [json.loads(await asyncio.wait_for(c.recv(), 10)) for c in clients]
+            async def post(price: float) -> None:
+                body = [{"horse_id": s["horse_id"], "odds": price} for s in starters]
+                status, _ = await asyncio.to_thread(_post_json, post_url, body, token)
+                assert status == 201  # stored, even while it cannot be broadcast
 
-        before = await publish_and_receive(3.0)
-        own_redis.kill()
-        await asyncio.sleep(1.0)
-        own_redis.start()
-        # The processes notice, re-join their race groups and carry on.
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                after = await asyncio.wait_for(publish_and_receive(4.0), 3)
-                break
-            except (TimeoutError, asyncio.TimeoutError):
-                assert time.monotonic() < deadline, "updates never flowed again after the restart"
-                # An update published while a process had not yet re-joined is not received
-                # by its clients (numbered updates with resume will let them ask for it).
-                for client in clients:
-                    while True:
-                        try:
-                            await asyncio.wait_for(client.recv(), 0.2)
-                        except (TimeoutError, asyncio.TimeoutError):
-                            break
-        for client in clients:
-            await client.close()
+            async def receive_up_to(seq: int) -> None:
+                for client, messages in zip(clients, received):
+                    while not messages or messages[-1]["seq"] < seq:
+                        messages.append(await next_message(client, 10))
+
+            await post(3.0)
+            await receive_up_to(first_seq := 1)
+            own_redis.kill()
+            await asyncio.sleep(1.0)
+            own_redis.start()
+            # The processes notice, re-join their race groups and carry on. Updates stored while
+            # a process was not yet back in its groups reach its clients from the update log,
+            # before the next update that does arrive.
+            last_seq = first_seq
+            deadline = time.monotonic() + 20
+            while True:
+                await post(4.0)
+                last_seq += 1
+                try:
+                    await asyncio.wait_for(receive_up_to(last_seq), 3)
+                    break
+                except (TimeoutError, asyncio.TimeoutError):
+                    assert time.monotonic() < deadline, "updates never flowed again after the restart"
         health = [server.process.poll() for server in servers]
     finally:
         for server in servers:
             server.stop()
 
-    assert [m["odds"][0]["odds"] for m in before] == [3.0, 3.0]
-    assert [m["odds"][0]["odds"] for m in after] == [4.0, 4.0]
+    for messages in received:  # every stored update, on both processes, once each, in order
+        assert [m["seq"] for m in messages] == list(range(first_seq, last_seq + 1))
+        assert [m["odds"][0]["odds"] for m in messages] == [3.0] + [4.0] * (last_seq - first_seq)
     assert health == [None, None]  # both servers stayed up

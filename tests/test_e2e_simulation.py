@@ -12,10 +12,10 @@ import time
 
 import pytest
 import redis
-import websockets
 
 from tests.servers import REPO_DIR, server_environment, start_daphne
 from tests.spec import assert_valid
+from tests.wsclient import next_message, race_socket
 
 pytestmark = pytest.mark.e2e
 
@@ -52,8 +52,7 @@ def server_pair(server_database, tmp_path_factory, redis_url):
 
 async def stream_of(url: str, *, timeout_s: float = 30) -> tuple[dict, list[dict]]:
     """Connect, and return initial_state and every update up to and including the result."""
-    async with websockets.connect(url) as ws:
-        initial = assert_valid(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+    async with race_socket(url) as (ws, initial, _):
         updates: list[dict] = []
         while not updates or updates[-1]["type"] != "result_update":
             updates.append(assert_valid(json.loads(await asyncio.wait_for(ws.recv(), timeout_s))))
@@ -67,6 +66,7 @@ def assert_one_market(initial: dict, updates: list[dict]) -> None:
     assert all(u["type"] == "odds_update" and {o["horse_id"] for o in u["odds"]} == horse_ids for u in odds_updates)
     timestamps = [u["timestamp"] for u in updates]
     assert timestamps == sorted(set(timestamps))
+    assert [u["seq"] for u in updates] == list(range(updates[0]["seq"], updates[0]["seq"] + len(updates)))
     assert result["type"] == "result_update"
     assert {r["horse_id"] for r in result["results"]} == horse_ids
     placings = [r["placing"] for r in result["results"] if r["finished"]]
@@ -79,9 +79,8 @@ async def test_a_race_gives_6_to_12_odds_updates_then_its_result_which_is_stored
 
     assert_one_market(initial, updates)
     # Stored: a new client is told the result straight away, with placings in its initial_state.
-    async with websockets.connect(url) as ws:
-        again = json.loads(await asyncio.wait_for(ws.recv(), 5))
-        result = json.loads(await asyncio.wait_for(ws.recv(), 5))
+    async with race_socket(url) as (ws, again, _):
+        result = await next_message(ws, 5)
     placings = {s["horse_id"]: s["placing"] for s in again["data"]["starters"]}
     assert result == updates[-1]
     assert placings == {r["horse_id"]: r["placing"] for r in result["results"]}
@@ -98,12 +97,10 @@ async def test_two_clients_see_the_same_stream(fast_server):
 
 async def test_a_late_joiner_gets_the_latest_odds_at_once(paced_server):
     url = paced_server.ws_url(f"/ws/races/{RACE_LATE_JOINER}")
-    async with websockets.connect(url) as first:
-        await first.recv()
-        latest = json.loads(await asyncio.wait_for(first.recv(), 5))
-        async with websockets.connect(url) as late:
-            await late.recv()
-            at_once = json.loads(await asyncio.wait_for(late.recv(), 0.3))  # odds come every 0.5-1 s
+    async with race_socket(url) as (first, _, _):
+        latest = await next_message(first, 5)
+        async with race_socket(url) as (late, _, _):
+            at_once = await next_message(late, 0.3)  # odds come every 0.5-1 s
 
     assert at_once["type"] == "odds_update"
     assert at_once["timestamp"] >= latest["timestamp"]
@@ -138,11 +135,9 @@ async def test_two_processes_with_clients_on_both_run_one_simulation(server_pair
 async def test_killing_the_process_that_runs_a_race_hands_it_to_the_other(server_pair):
     first, second = server_pair
     async with (
-        websockets.connect(first.ws_url(f"/ws/races/{RACE_CRASH}")) as first_ws,
-        websockets.connect(second.ws_url(f"/ws/races/{RACE_CRASH}")) as second_ws,
+        race_socket(first.ws_url(f"/ws/races/{RACE_CRASH}")) as (first_ws, initial, _),
+        race_socket(second.ws_url(f"/ws/races/{RACE_CRASH}")) as (second_ws, _, _),
     ):
-        initial = json.loads(await first_ws.recv())
-        await second_ws.recv()
         opening = [json.loads(await asyncio.wait_for(ws.recv(), 10)) for ws in (first_ws, second_ws)]
         assert opening[0] == opening[1]
         holder_pid = _holder_pid(RACE_CRASH)
@@ -158,18 +153,18 @@ async def test_killing_the_process_that_runs_a_race_hands_it_to_the_other(server
     # Within the lease (1 s), a heartbeat or two (0.2 s each) and one odds interval (<= 0.67 s).
     assert taken_over_s < 1 + 2 * 0.2 + 0.67 + 0.5, taken_over_s
     *odds_updates, result = updates
-    # One market continued, not a new one: an update the killed process stored but had not yet
-    # published may be missing here (numbered updates with resume are what close that gap).
-    assert 5 <= len(odds_updates) <= 12
+    # One market continued, not a new one, and nothing missing: an update the killed process
+    # stored but never published is sent from the race's update log before the next one.
+    assert 6 <= len(odds_updates) <= 12
     assert [u["timestamp"] for u in updates] == sorted({u["timestamp"] for u in updates})
+    assert [u["seq"] for u in updates] == list(range(updates[0]["seq"], updates[0]["seq"] + len(updates)))
     assert {r["horse_id"] for r in result["results"]} == {s["horse_id"] for s in initial["data"]["starters"]}
 
 
 def test_simulate_race_reaches_a_client_of_a_running_server(daphne_server, redis_url):
     async def watch_while_the_command_runs() -> tuple[dict, list[dict], subprocess.CompletedProcess]:
         url = daphne_server.ws_url(f"/ws/races/{RACE_COMMAND}")
-        async with websockets.connect(url) as ws:
-            initial = json.loads(await ws.recv())
+        async with race_socket(url) as (ws, initial, _):
             command = asyncio.create_task(
                 asyncio.to_thread(
                     subprocess.run,

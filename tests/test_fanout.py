@@ -1,10 +1,14 @@
-"""The per-process fan-out: one frame to every local client in order, slow readers closed."""
+"""The per-process fan-out: one frame to every local client in order, each update once, gaps filled
+from the race's update log, slow readers closed."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from types import SimpleNamespace
 
 import pytest
+from channels.db import database_sync_to_async
 
 from live.fanout import RaceFanout
 
@@ -32,7 +36,10 @@ class FakeTransport:
 class FakeClient:
     """A consumer as the fan-out sees it, over a Daphne-like protocol."""
 
-    def __init__(self, *, queued: int = 0) -> None:
+    epoch = "e1"
+
+    def __init__(self, *, queued: int = 0, seen_seq: int = 0) -> None:
+        self.seen_seq = seen_seq
         self.transport = FakeTransport(queued)
         self.closed_with: tuple[int, str] | None = None
         self.websocket_protocol = SimpleNamespace(
@@ -50,15 +57,16 @@ class FakeClient:
         self.websocket_protocol.state = 4
 
     def takes(self, event) -> bool:
-        self.taken.append(event["timestamp"])
+        self.taken.append(event["seq"])
+        self.seen_seq = event["seq"]
         return True
 
     async def send(self, text_data: str) -> None:  # pragma: no cover - Daphne path used here
         raise AssertionError("the prepared-frame path should be used")
 
 
-def event(n: int) -> dict:
-    return {"type": "odds.update", "race_id": 7, "text": f"update {n}", "timestamp": f"2026-12-04T06:00:0{n}"}
+def event(n: int, race_id: int = 7) -> dict:
+    return {"type": "odds.update", "race_id": race_id, "epoch": "e1", "seq": n, "text": f"update {n}"}
 
 
 @pytest.fixture
@@ -70,11 +78,11 @@ async def test_every_local_client_gets_the_same_frame_in_order(fanout):
     clients = [FakeClient() for _ in range(3)]
     fanout.subscribers[7] = set(clients)
 
-    for n in range(3):
+    for n in range(1, 4):
         await fanout._deliver(event(n))
 
     for client in clients:
-        assert client.transport.sent == [b"frame:update 0", b"frame:update 1", b"frame:update 2"]
+        assert client.transport.sent == [b"frame:update 1", b"frame:update 2", b"frame:update 3"]
 
 
 async def test_a_client_that_stopped_reading_is_closed_with_4008_and_skipped(fanout, settings):
@@ -98,3 +106,52 @@ async def test_a_client_whose_send_fails_does_not_stop_the_others(fanout):
     await fanout._deliver(event(1))
 
     assert healthy.transport.sent == [b"frame:update 1"]
+
+
+async def test_a_late_second_copy_of_an_update_is_not_delivered_again(fanout):
+    client = FakeClient()
+    fanout.subscribers[7] = {client}
+
+    for n in (1, 2, 1, 2):
+        await fanout._deliver(event(n))
+
+    assert client.taken == [1, 2]
+
+
+def _logged_race(updates: int):
+    from races.models import RaceUpdate
+    from tests import factories
+
+    race = factories.race_create(starter_count=2)
+    horse_id = race.starters.first().horse_id
+    for seq in range(1, updates + 1):
+        RaceUpdate.objects.create(
+            race=race, seq=seq, kind="odds", published_at=dt.datetime(2026, 12, 4, 6, 0, seq, tzinfo=dt.timezone.utc),
+            data=[{"horse_id": horse_id, "odds": 2.0 + seq}],
+        )  # fmt: skip
+    return race
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_update_whose_broadcast_was_lost_is_sent_from_the_log_before_the_next(fanout):
+    race = await database_sync_to_async(_logged_race)(4)
+    client = FakeClient()
+    fanout.subscribers[race.pk] = {client}
+
+    await fanout._deliver(event(1, race.pk))
+    await fanout._deliver(event(4, race.pk))  # 2 and 3 were stored, their broadcasts never came
+
+    assert client.taken == [1, 2, 3, 4]
+    filled = [json.loads(frame.removeprefix(b"frame:")) for frame in client.transport.sent[1:3]]
+    assert [(m["type"], m["seq"], m["odds"][0]["odds"]) for m in filled] == [("odds_update", 2, 4.0), ("odds_update", 3, 5.0)]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_first_update_after_joining_fills_the_gap_from_what_clients_were_sent(fanout):
+    race = await database_sync_to_async(_logged_race)(3)
+    client = FakeClient(seen_seq=1)  # read the race when it stood at update 1
+    fanout.subscribers[race.pk] = {client}
+
+    await fanout._deliver(event(3, race.pk))
+
+    assert client.taken == [2, 3]

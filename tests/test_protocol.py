@@ -40,12 +40,17 @@ def race() -> Race:
     return factories.race_create(starter_count=8)
 
 
-async def connect(path: str) -> tuple[WebsocketCommunicator, dict]:
-    """Connect and return the communicator with the first message it received."""
+async def connect(path: str, *, subscribe: bool = True) -> tuple[WebsocketCommunicator, dict]:
+    """Connect (and subscribe, as the spec's clients do) and return the communicator with the
+    first message it received."""
     communicator = WebsocketCommunicator(application, path)
     connected, _ = await communicator.connect()
     assert connected
-    return communicator, await communicator.receive_json_from(timeout=5)
+    first = await communicator.receive_json_from(timeout=5)
+    if subscribe and first["type"] == "initial_state":
+        await communicator.send_json_to({"type": "subscribe", "race_id": first["race_id"]})
+        assert (await communicator.receive_json_from(timeout=5))["type"] == "subscribed"
+    return communicator, first
 
 
 async def group_members(race_id: int) -> int:
@@ -122,7 +127,7 @@ async def test_connect_runs_two_queries_whatever_the_number_of_starters(starter_
     queries = await database_sync_to_async(lambda: CaptureQueriesContext(connections["default"]))()
     await database_sync_to_async(queries.__enter__)()
     try:
-        communicator, message = await connect(f"/ws/races/{race.pk}")
+        communicator, message = await connect(f"/ws/races/{race.pk}", subscribe=False)
     finally:
         await database_sync_to_async(queries.__exit__)(None, None, None)
 
@@ -131,14 +136,16 @@ async def test_connect_runs_two_queries_whatever_the_number_of_starters(starter_
     await communicator.disconnect()
 
 
-async def test_subscribe_is_confirmed_with_subscribed(race):
-    communicator, _ = await connect(f"/ws/races/{race.pk}")
+async def test_subscribe_is_confirmed_with_subscribed_saying_where_the_updates_stand(race):
+    communicator, _ = await connect(f"/ws/races/{race.pk}", subscribe=False)
 
     await communicator.send_json_to({"type": "subscribe", "race_id": race.pk})
 
     assert assert_valid(await communicator.receive_json_from()) == {
         "type": "subscribed",
         "race_id": race.pk,
+        "epoch": race.updates_epoch,
+        "seq": 0,  # no update yet
     }
     await communicator.disconnect()
 
@@ -249,10 +256,13 @@ async def test_odds_and_results_reach_every_client_of_the_race_only(race):
     )()
 
     await publish_odds_update(
-        race_id=race.pk, odds=[HorseOdds(horse_id=h, odds=2.5 + i) for i, h in enumerate(horse_ids)]
-    )
+        race_id=race.pk, epoch=race.updates_epoch, seq=1,
+        odds=[HorseOdds(horse_id=h, odds=2.5 + i) for i, h in enumerate(horse_ids)],
+    )  # fmt: skip
     await publish_result_update(
         race_id=race.pk,
+        epoch=race.updates_epoch,
+        seq=2,
         results=[HorseResult(horse_id=h, placing=i + 1, finished=True) for i, h in enumerate(horse_ids[:-1])]
         + [HorseResult(horse_id=horse_ids[-1], placing=None, finished=False)],
     )
@@ -260,9 +270,9 @@ async def test_odds_and_results_reach_every_client_of_the_race_only(race):
     for communicator in (first, second):
         odds = assert_valid(await communicator.receive_json_from())
         result = assert_valid(await communicator.receive_json_from())
-        assert odds["type"] == "odds_update" and odds["race_id"] == race.pk
+        assert odds["type"] == "odds_update" and odds["race_id"] == race.pk and odds["seq"] == 1
         assert [o["horse_id"] for o in odds["odds"]] == horse_ids
-        assert result["type"] == "result_update"
+        assert result["type"] == "result_update" and result["seq"] == 2
         assert result["results"][-1] == {"horse_id": horse_ids[-1], "placing": None, "finished": False}
     assert await bystander.receive_nothing(timeout=0.2)
     for communicator in (first, second, bystander):
@@ -275,7 +285,7 @@ async def test_a_broadcast_is_encoded_once_however_many_clients(race, monkeypatc
     real_encode = broadcasting.encode
     monkeypatch.setattr(broadcasting, "encode", lambda m: encodes.append(m) or real_encode(m))
 
-    await publish_odds_update(race_id=race.pk, odds=[HorseOdds(horse_id=1, odds=3.0)])
+    await publish_odds_update(race_id=race.pk, epoch=race.updates_epoch, seq=1, odds=[HorseOdds(horse_id=1, odds=3.0)])
 
     frames = [await c.receive_from() for c in clients]
     assert len(encodes) == 1
@@ -288,7 +298,7 @@ async def test_timestamps_are_utc_iso_8601_with_microseconds(race):
     communicator, _ = await connect(f"/ws/races/{race.pk}")
     moment = dt.datetime(2026, 12, 4, 19, 35, 22, tzinfo=dt.timezone(dt.timedelta(hours=13)))
 
-    await publish_odds_update(race_id=race.pk, odds=[], timestamp=moment)
+    await publish_odds_update(race_id=race.pk, epoch=race.updates_epoch, seq=1, odds=[], timestamp=moment)
 
     assert (await communicator.receive_json_from())["timestamp"] == "2026-12-04T06:35:22.000000+00:00"
     await communicator.disconnect()
@@ -312,7 +322,7 @@ async def test_an_unexpected_error_closes_1011_with_a_reason_and_others_carry_on
     assert "database on fire" in caplog.text and "Traceback" in caplog.text
     await victim.wait()
     monkeypatch.undo()
-    await publish_odds_update(race_id=race.pk, odds=[HorseOdds(horse_id=1, odds=3.0)])
+    await publish_odds_update(race_id=race.pk, epoch=race.updates_epoch, seq=1, odds=[HorseOdds(horse_id=1, odds=3.0)])
     assert (await bystander.receive_json_from())["type"] == "odds_update"
     await bystander.disconnect()
 
@@ -352,20 +362,23 @@ def test_messages_module_builds_every_server_message_type():
     assert built == {"subscribed", "initial_state", "odds_update", "result_update", "error"}
 
 
-async def test_an_update_published_while_a_client_connects_arrives_once_after_initial_state(race, monkeypatch):
+async def test_an_update_published_while_a_client_connects_arrives_once_after_subscribed(race, monkeypatch):
     import live.consumers
 
     real_read = live.consumers._race_card
 
     async def read_while_an_update_is_published(race_id):
-        await publish_odds_update(race_id=race_id, odds=[HorseOdds(horse_id=1, odds=3.0)])
+        await publish_odds_update(race_id=race_id, epoch=race.updates_epoch, seq=1, odds=[HorseOdds(horse_id=1, odds=3.0)])
         return await real_read(race_id)
 
     monkeypatch.setattr(live.consumers, "_race_card", read_while_an_update_is_published)
 
-    communicator, first = await connect(f"/ws/races/{race.pk}")
-
+    communicator, first = await connect(f"/ws/races/{race.pk}", subscribe=False)
     assert first["type"] == "initial_state"
+    assert await communicator.receive_nothing(timeout=0.1)  # held until the client subscribes
+    await communicator.send_json_to({"type": "subscribe", "race_id": race.pk})
+
+    assert (await communicator.receive_json_from())["seq"] == 1  # subscribed: the updates run to 1
     assert (await communicator.receive_json_from())["type"] == "odds_update"
     assert await communicator.receive_nothing(timeout=0.2)
     await communicator.disconnect()
@@ -437,7 +450,7 @@ async def test_a_joiner_after_an_update_gets_it_at_once_and_after_a_result_a_fre
         await communicator.disconnect()
 
 
-async def test_an_update_arriving_while_the_join_frames_go_out_is_not_lost(race, settings, monkeypatch):
+async def test_an_update_arriving_while_the_catch_up_goes_out_is_not_lost(race, settings, monkeypatch):
     from live.consumers import RaceConsumer
     from races.services import odds_snapshot_record
 
@@ -453,10 +466,12 @@ async def test_an_update_arriving_while_the_join_frames_go_out_is_not_lost(race,
 
     async def send_while_an_update_passes(self, text_data=None, bytes_data=None, close=False):
         await real_send(self, text_data=text_data, bytes_data=bytes_data, close=close)
-        if not published and not self.ready:
+        if not published and self.subscribed and not self.streaming:
             published.append(
                 await publish_odds_update(
                     race_id=race.pk,
+                    epoch=race.updates_epoch,
+                    seq=2,
                     odds=[HorseOdds(horse_id=horse_id, odds=4.0)],
                     timestamp=dt.datetime(2026, 12, 4, 6, 1, tzinfo=dt.timezone.utc),
                 )
@@ -467,6 +482,7 @@ async def test_an_update_arriving_while_the_join_frames_go_out_is_not_lost(race,
     second, _ = await connect(f"/ws/races/{race.pk}")
 
     assert (await second.receive_json_from())["odds"][0]["odds"] == 5.0  # the join state's latest
-    assert (await second.receive_json_from())["odds"][0]["odds"] == 4.0  # and the newer one
+    newer = await second.receive_json_from()
+    assert (newer["seq"], newer["odds"][0]["odds"]) == (2, 4.0)  # and the newer one
     await first.disconnect()
     await second.disconnect()

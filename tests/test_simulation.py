@@ -40,7 +40,10 @@ async def connect(race_id: int) -> tuple[WebsocketCommunicator, dict]:
     communicator = WebsocketCommunicator(application, f"/ws/races/{race_id}")
     connected, _ = await communicator.connect()
     assert connected
-    return communicator, assert_valid(await communicator.receive_json_from(timeout=5))
+    initial = assert_valid(await communicator.receive_json_from(timeout=5))
+    await communicator.send_json_to({"type": "subscribe", "race_id": race_id})
+    assert assert_valid(await communicator.receive_json_from(timeout=5))["type"] == "subscribed"
+    return communicator, initial
 
 
 async def receive_until_result(communicator: WebsocketCommunicator, timeout_s: float = 10) -> list[dict]:

@@ -3,7 +3,7 @@
 import { colourFor, marketChart, sparkline } from "./charts.js";
 import { RaceSocket } from "./socket.js";
 import {
-  applyInitialState, applyOdds, applyResult, createState, currentOdds, favouriteHorseId,
+  applyCard, applyInitialState, applyOdds, applyResult, createState, currentOdds, favouriteHorseId,
   movement, placingOf, previousOdds, sortedStarters,
 } from "./state.js";
 
@@ -22,9 +22,15 @@ const announcer = document.getElementById("announcer");
 
 // --- Messages --------------------------------------------------------------------------------
 
-function onMessage(message) {
+function onMessage(message, { keepHistory = false } = {}) {
   switch (message.type) {
     case "initial_state":
+      if (keepHistory && state.race) {
+        applyCard(state, message); // resuming: the missed updates follow
+        renderConditions();
+        render();
+        break;
+      }
       applyInitialState(state, message);
       renderConditions();
       render();

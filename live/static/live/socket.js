@@ -1,5 +1,6 @@
 // A race's WebSocket that keeps itself connected: exponential backoff with jitter between
-// attempts, no retry for a race that does not exist (close code 4004).
+// attempts, no retry for a race that does not exist (close code 4004), and after a reconnect a
+// resume from the last update seen (subscribe with last_seq and epoch), so nothing is missed.
 
 const BASE_DELAY_MS = 500;
 const MAX_DELAY_MS = 30000;
@@ -14,6 +15,10 @@ export class RaceSocket {
     this.attempt = 0;
     this.socket = null;
     this.timer = null;
+    // Where this page's copy of the race stands in the race's numbered updates.
+    this.epoch = null;
+    this.lastSeq = null;
+    this.resuming = false;
   }
 
   start() {
@@ -27,7 +32,7 @@ export class RaceSocket {
     socket.addEventListener("open", () => {
       this.attempt = 0;
       this.onStatus({ state: "live" });
-      socket.send(JSON.stringify({ type: "subscribe", race_id: this.raceId }));
+      this.subscribe(socket);
     });
     socket.addEventListener("message", (event) => {
       let message;
@@ -36,7 +41,7 @@ export class RaceSocket {
       } catch {
         return;
       }
-      this.onMessage(message);
+      this.receive(socket, message);
     });
     socket.addEventListener("close", (event) => {
       if (this.socket !== socket) return;
@@ -46,6 +51,43 @@ export class RaceSocket {
       }
       this.retry();
     });
+  }
+
+  subscribe(socket) {
+    const request = { type: "subscribe", race_id: this.raceId };
+    this.resuming = this.epoch !== null && this.lastSeq !== null;
+    if (this.resuming) Object.assign(request, { last_seq: this.lastSeq, epoch: this.epoch });
+    socket.send(JSON.stringify(request));
+  }
+
+  receive(socket, message) {
+    switch (message.type) {
+      case "initial_state":
+        // On a reconnect the page keeps what it has until the server says whether the resume
+        // worked; if not, a fresh initial_state follows and replaces everything.
+        this.onMessage(message, { keepHistory: this.resuming });
+        return;
+      case "subscribed":
+        if (typeof message.epoch === "string") {
+          if (!message.resumed) this.lastSeq = 0;
+          this.epoch = message.epoch;
+        }
+        this.resuming = false;
+        break;
+      case "odds_update":
+      case "result_update":
+        if (Number.isInteger(message.seq) && this.lastSeq !== null) {
+          if (message.seq > this.lastSeq + 1) {
+            // A gap: ask for what is missing (the server replays it; the state merges by time).
+            socket.send(JSON.stringify({ type: "subscribe", race_id: this.raceId, last_seq: this.lastSeq, epoch: this.epoch }));
+          }
+          this.lastSeq = Math.max(this.lastSeq, message.seq);
+        }
+        break;
+      default:
+        break;
+    }
+    this.onMessage(message, {});
   }
 
   retry() {

@@ -13,6 +13,16 @@ export function applyInitialState(state, message) {
   state.result = resultFromStarters(state.starters);
 }
 
+// The race card again after a reconnect that resumes: starters and placings may have changed,
+// the odds history is kept (the updates missed meanwhile are replayed into it).
+export function applyCard(state, message) {
+  const history = state.history;
+  state.race = message.data.race;
+  state.starters = message.data.starters;
+  state.history = new Map(state.starters.map((s) => [s.horse_id, history.get(s.horse_id) || []]));
+  state.result = resultFromStarters(state.starters);
+}
+
 // A finished race's initial_state already carries the placings: show them at once rather than
 // blank the result until the result_update that follows.
 function resultFromStarters(starters) {
