@@ -9,7 +9,7 @@ PORT ?= 8000
 # Local development defaults; production sets these (and SECRET_KEY) in the environment.
 export DEBUG ?= 1
 
-.PHONY: run test bench install migrate fixtures
+.PHONY: run test bench soak install migrate fixtures
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,3 +43,7 @@ test: install
 # The fan-out benchmark, every scenario (about ten minutes); results into docs/performance.md.
 bench: install
 	$(BIN)/python -m bench --json docs/performance.json --markdown docs/performance.md
+
+# The soak run (ten minutes): races, fans coming, going and resuming, faults; docs/reliability.md.
+soak: install
+	$(BIN)/python -m bench.soak --duration-s 600 --json docs/reliability.json --markdown docs/reliability.md

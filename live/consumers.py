@@ -369,9 +369,12 @@ def _internal_error_reason() -> str:
 
     from django.db import DatabaseError
 
-    # Say when the database is the trouble: the client should retry, the operator should look.
-    if isinstance(sys.exc_info()[1], DatabaseError):
+    # Say when the database or Redis is the trouble: the client should retry, the operator look.
+    error = sys.exc_info()[1]
+    if isinstance(error, DatabaseError):
         return "Internal server error: the database is unavailable, try again shortly"
+    if type(error).__module__.startswith(("redis", "channels_redis")):
+        return "Internal server error: live updates are unavailable, try again shortly"
     return "Internal server error"
 
 

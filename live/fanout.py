@@ -95,9 +95,18 @@ class RaceFanout:
         """Deliver the race's updates to ``subscriber`` from the moment this returns."""
         await self._start()
         async with self._lock(race_id):
-            self.subscribers.setdefault(race_id, set()).add(subscriber)
+            members = self.subscribers.setdefault(race_id, set())
+            members.add(subscriber)
             if race_id not in self._joined:
-                await self.layer.group_add(race_group_name(race_id), self.channel)
+                try:
+                    await self.layer.group_add(race_group_name(race_id), self.channel)
+                except BaseException:
+                    # The channel layer is down (Redis restarting): the client is refused (1011,
+                    # it retries and resumes) and nothing of it is kept here.
+                    members.discard(subscriber)
+                    if not members:
+                        del self.subscribers[race_id]
+                    raise
                 self._joined.add(race_id)
 
     async def unsubscribe(self, race_id: int, subscriber: Subscriber) -> None:

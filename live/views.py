@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 
+from live.stats import live_process_stats
 from races.selectors import meeting_dates_around, race_card_get, race_day_meetings, result_in_order
 from races.serializers import race_card_data
 
@@ -74,3 +75,10 @@ def race_page(request: HttpRequest, race_id: int) -> HttpResponse:
             },
         },
     )
+
+
+async def health(request: HttpRequest) -> JsonResponse:
+    """This process's live state, for a load balancer's health check and for the soak run
+    (bench/soak.py), which checks that connections, watched races, simulations and tasks all
+    return to their baseline. Counts only: nothing about any client."""
+    return JsonResponse({"status": "ok", **live_process_stats()})

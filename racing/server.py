@@ -12,9 +12,11 @@ import argparse
 import os
 import sys
 
-# Keepalive pings find connections whose peer vanished without a close (a phone losing signal).
-PING_INTERVAL_S = 20
-PING_TIMEOUT_S = 30
+# Keepalive pings find connections whose peer vanished without a close (a phone losing signal):
+# a ping every 20 s, and no pong within 30 s drops the connection. The environment may shorten
+# them (the end-to-end test of dead-connection reaping does).
+PING_INTERVAL_S = int(os.environ.get("WEBSOCKET_PING_INTERVAL_S", "20"))  # whole seconds: Daphne's
+PING_TIMEOUT_S = int(os.environ.get("WEBSOCKET_PING_TIMEOUT_S", "30"))
 # Pending TCP connections the kernel may queue for us: Twisted's default of 50 turns a
 # connection storm (every phone reconnecting after a restart) into SYN retries of a second each.
 LISTEN_BACKLOG = 2048

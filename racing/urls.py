@@ -11,6 +11,7 @@ admin.site.index_title = "Race day data"
 urlpatterns = [
     path("", views.race_day, name="race-day"),
     path("races/<int:race_id>/", views.race_page, name="race-page"),
+    path("healthz", views.health, name="health"),
     path("admin/", admin.site.urls),
     path("api/", include("races.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -155,3 +155,21 @@ async def test_the_first_update_after_joining_fills_the_gap_from_what_clients_we
     await fanout._deliver(event(3, race.pk))
 
     assert client.taken == [2, 3]
+
+
+async def test_a_client_refused_because_the_channel_layer_is_down_leaves_nothing_behind(fanout, monkeypatch):
+    # Found by the soak run: a Redis restart during connects left clients in the fan-out forever.
+    class RedisDown(ConnectionError):
+        __module__ = "redis.exceptions"
+
+    async def group_add(group, channel):
+        raise RedisDown("Connection refused")
+
+    monkeypatch.setattr(fanout.layer, "group_add", group_add)
+    client = FakeClient()
+
+    with pytest.raises(RedisDown):
+        await fanout.subscribe(7, client)
+
+    assert fanout.subscribers == {}
+    await fanout.close()

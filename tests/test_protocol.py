@@ -486,3 +486,22 @@ async def test_an_update_arriving_while_the_catch_up_goes_out_is_not_lost(race, 
     assert (newer["seq"], newer["odds"][0]["odds"]) == (2, 4.0)  # and the newer one
     await first.disconnect()
     await second.disconnect()
+
+
+async def test_a_channel_layer_outage_at_connect_closes_1011_saying_so_and_leaks_nothing(race, monkeypatch, caplog):
+    class RedisDown(ConnectionError):
+        __module__ = "redis.exceptions"
+
+    async def group_add(group, channel):
+        raise RedisDown("Connection refused")
+
+    monkeypatch.setattr(race_fanout().layer, "group_add", group_add)
+    communicator = WebsocketCommunicator(application, f"/ws/races/{race.pk}")
+    with caplog.at_level(logging.CRITICAL, logger="live.consumers"):
+        await communicator.connect()
+        closing = await communicator.receive_output(timeout=5)
+
+    assert closing["code"] == 1011
+    assert closing["reason"] == "Internal server error: live updates are unavailable, try again shortly"
+    await communicator.wait()
+    assert race.pk not in race_fanout().subscribers
