@@ -115,6 +115,7 @@ class RaceConsumer(AsyncWebsocketConsumer):
             )
             return
         self.address = address
+        daphne_fixes.limit_send_buffer(self.websocket_protocol, settings.WEBSOCKET_SEND_BUFFER_BYTES)
         raw_race_id = self.scope["url_route"]["kwargs"]["race_id"]
         race_id = _path_race_id(raw_race_id)
         if race_id is None:

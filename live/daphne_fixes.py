@@ -14,6 +14,8 @@ else is Daphne's own code. Remove a fix once Daphne does it itself.
 
 from __future__ import annotations
 
+import socket
+
 from typing import Any
 
 # RFC 6455: a close frame's payload is at most 125 bytes, two of which carry the code.
@@ -117,3 +119,27 @@ def send_prepared_frame(protocol: Any, prepared: Any) -> None:
         return  # the connection is going; Twisted reports the close to the application
     if sent < len(frame):
         transport.write(frame[sent:])
+
+
+def limit_send_buffer(protocol: Any, size_bytes: int) -> None:
+    """
+    Cap the kernel's send buffer of one Daphne connection at ``size_bytes``.
+
+    Linux grows a TCP send buffer on its own up to net.ipv4.tcp_wmem's maximum (4 MiB here): a
+    client that stops reading could hold that much kernel memory before the fan-out's own bound
+    (WEBSOCKET_MAX_BUFFERED_BYTES) even starts to count. Updates are small and a phone needs a few
+    KiB a second, so a fixed buffer costs no throughput and bounds each stalled client's memory to
+    this plus the fan-out's bound.
+    """
+    if protocol is None or size_bytes <= 0:
+        return
+    transport = protocol.transport
+    # A TCP transport's getHandle() is its socket; a TLS wrapper's is the TCP transport under it.
+    handle = transport.getHandle() if hasattr(transport, "getHandle") else transport
+    sock = handle if isinstance(handle, socket.socket) else getattr(handle, "socket", None)
+    if not isinstance(sock, socket.socket):
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size_bytes)
+    except OSError:
+        pass  # the connection is already going

@@ -177,6 +177,9 @@ WEBSOCKET_SUBSCRIBE_TIMEOUT_S = float(os.environ.get("WEBSOCKET_SUBSCRIBE_TIMEOU
 # Bytes the server may hold for a client that is not reading; past it the client is closed with
 # 4008 and may reconnect. About 400 odds updates of a big field: minutes of a stalled phone.
 WEBSOCKET_MAX_BUFFERED_BYTES = int(os.environ.get("WEBSOCKET_MAX_BUFFERED_BYTES", str(256 * 1024)))
+# The kernel's send buffer per connection (0: the kernel's own autotuning, up to 4 MiB a socket).
+# With the bound above, what one stalled client can hold is at most these two together.
+WEBSOCKET_SEND_BUFFER_BYTES = int(os.environ.get("WEBSOCKET_SEND_BUFFER_BYTES", str(64 * 1024)))
 
 # --- Auth -------------------------------------------------------------------------------------
 

@@ -92,3 +92,17 @@ def test_the_protocol_is_found_only_behind_daphnes_send():
 def test_close_reasons_are_cut_to_fit_a_close_frame_on_a_character_boundary():
     assert truncate_close_reason("x" * 200) == "x" * 123
     assert truncate_close_reason("€" * 50).encode() == ("€" * 41).encode()
+
+
+def test_the_kernel_send_buffer_of_a_connection_is_capped():
+    import socket
+
+    from live.daphne_fixes import limit_send_buffer
+
+    with socket.socket() as sock:
+        protocol = SimpleNamespace(transport=SimpleNamespace(getHandle=lambda: sock))  # as Twisted's TCP transport
+        limit_send_buffer(protocol, 16 * 1024)
+
+        # Linux reports twice what was asked (its bookkeeping overhead), and no longer autotunes it.
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) in (16 * 1024, 32 * 1024)
+    limit_send_buffer(None, 16 * 1024)  # not under Daphne: nothing to do

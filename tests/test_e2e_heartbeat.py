@@ -57,7 +57,8 @@ def test_a_peer_that_stops_answering_pings_is_dropped_and_a_live_one_is_kept(ser
                 assert time.monotonic() < deadline, "the silent peer was never dropped"
                 time.sleep(0.25)
             live.send(json.dumps({"type": "ping"}))
-            assert json.loads(live.recv(timeout=5)) == {"type": "pong"}
+            while (reply := json.loads(live.recv(timeout=5)))["type"] != "pong":
+                assert reply["type"] == "odds_update"  # the race's latest odds, if another test ran it
             silent.close()
     finally:
         server.stop()

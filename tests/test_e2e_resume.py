@@ -15,10 +15,8 @@ from tests.wsclient import next_message, race_socket
 
 pytestmark = pytest.mark.e2e
 
-RACE_ID = 10  # Alexandra Park R1 in fixtures/race_day.json, watched by no other test
-
-
 async def test_a_client_of_a_killed_daphne_reconnects_and_resumes_every_missed_update(server_database, tmp_path):
+    race_id = await asyncio.to_thread(server_database.race_of_its_own, copy_of=10)
     environment = {"SIMULATION_ENABLED": "0", "CHANNEL_LAYER_PREFIX": "resume"}
     watched = start_daphne(server_database, log_dir=tmp_path, **environment)
     other = start_daphne(server_database, log_dir=tmp_path, **environment)  # the feed posts here
@@ -26,11 +24,11 @@ async def test_a_client_of_a_killed_daphne_reconnects_and_resumes_every_missed_u
 
     async def post_odds(server, price: float) -> None:
         body = [{"horse_id": horse_id, "odds": price} for horse_id in horse_ids]
-        status, _ = await asyncio.to_thread(_post_json, server.http_url(f"/api/races/{RACE_ID}/odds/"), body, token)
+        status, _ = await asyncio.to_thread(_post_json, server.http_url(f"/api/races/{race_id}/odds/"), body, token)
         assert status == 201
 
     try:
-        async with race_socket(watched.ws_url(f"/ws/races/{RACE_ID}")) as (ws, initial, subscribed):
+        async with race_socket(watched.ws_url(f"/ws/races/{race_id}")) as (ws, initial, subscribed):
             horse_ids = [s["horse_id"] for s in initial["data"]["starters"]]
             epoch = subscribed["epoch"]
             await post_odds(watched, 2.0)
@@ -44,7 +42,7 @@ async def test_a_client_of_a_killed_daphne_reconnects_and_resumes_every_missed_u
         watched = start_daphne(server_database, log_dir=tmp_path, port=watched.port, **environment)
 
         resume = {"last_seq": last["seq"], "epoch": epoch}
-        async with race_socket(watched.ws_url(f"/ws/races/{RACE_ID}"), **resume) as (ws, _, resumed):
+        async with race_socket(watched.ws_url(f"/ws/races/{race_id}"), **resume) as (ws, _, resumed):
             missed = [await next_message(ws) for _ in range(3)]
             await post_odds(watched, 6.0)
             live = await next_message(ws)

@@ -69,19 +69,21 @@ export class RaceSocket {
         return;
       case "subscribed":
         if (typeof message.epoch === "string") {
-          if (!message.resumed) this.lastSeq = 0;
+          // Not resumed: the numbering starts from the first update that follows (the race's
+          // latest), or from 0 if the race has none yet.
+          if (!message.resumed) this.lastSeq = message.seq === 0 ? 0 : null;
           this.epoch = message.epoch;
         }
         this.resuming = false;
         break;
       case "odds_update":
       case "result_update":
-        if (Number.isInteger(message.seq) && this.lastSeq !== null) {
-          if (message.seq > this.lastSeq + 1) {
+        if (Number.isInteger(message.seq)) {
+          if (this.lastSeq !== null && message.seq > this.lastSeq + 1) {
             // A gap: ask for what is missing (the server replays it; the state merges by time).
             socket.send(JSON.stringify({ type: "subscribe", race_id: this.raceId, last_seq: this.lastSeq, epoch: this.epoch }));
           }
-          this.lastSeq = Math.max(this.lastSeq, message.seq);
+          this.lastSeq = this.lastSeq === null ? message.seq : Math.max(this.lastSeq, message.seq);
         }
         break;
       default:
