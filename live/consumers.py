@@ -71,6 +71,20 @@ def _join_state(race_id: int, card: RaceCard) -> JoinState:
     )
 
 
+async def _current_join_state(race_id: int) -> JoinState | None:
+    """Return what a client joining the race now is sent (None: no such race). Call it only once
+    subscribed to the race's fan-out. The process's cached copy serves if it is fresh; else one
+    database read serves every client connecting meanwhile (a reconnection storm reads the race
+    once, not once per phone)."""
+
+    async def read() -> JoinState | None:
+        card = await _race_card(race_id)
+        return None if card is None else _join_state(race_id, card)
+
+    fanout = race_fanout()
+    return fanout.join_state(race_id) or await fanout.read_join_state(race_id, read)
+
+
 def _path_race_id(raw: str) -> int | None:
     # The route accepts any path segment so that a malformed id is answered with 4004 and a
     # reason instead of an HTTP 404 the client cannot read.
@@ -127,16 +141,11 @@ class RaceConsumer(AsyncWebsocketConsumer):
         fanout = race_fanout()
         await fanout.subscribe(race_id, self)
         self.subscribed_to = race_id
-        joining = fanout.join_state(race_id)
+        joining = await _current_join_state(race_id)
         if joining is None:
-            generation = fanout.generation(race_id)
-            card = await _race_card(race_id)
-            if card is None:
-                await self.leave_fanout()
-                await self.reject(CLOSE_RACE_NOT_FOUND, f"Race not found: no race with id {race_id}")
-                return
-            joining = _join_state(race_id, card)
-            fanout.remember(race_id, joining, read_in_generation=generation)
+            await self.leave_fanout()
+            await self.reject(CLOSE_RACE_NOT_FOUND, f"Race not found: no race with id {race_id}")
+            return
         self.race_id = race_id
         # Kept as read: the shared join state moves on with later updates, which this client
         # holds in its pending list instead.
@@ -171,12 +180,18 @@ class RaceConsumer(AsyncWebsocketConsumer):
         self.accepted = True
 
     async def reject(self, code: int, reason: str) -> None:
-        """Close with a code and reason the client can read (accepted first: else it sees 403)."""
+        """Close with a code and reason the client can read (accepted first: else it sees 403),
+        letting go at once of everything the connection held: it is served no more."""
         if not self.accepted:
             await self.accept()
         await self.close(code=code, reason=reason)
+        await self.release()
 
     async def disconnect(self, code: int) -> None:
+        await self.release()
+
+    async def release(self) -> None:
+        """Give back what the connection holds: its address count, its viewing, its fan-out place."""
         if self.subscribe_deadline is not None:
             self.subscribe_deadline.cancel()
             self.subscribe_deadline = None
@@ -278,15 +293,9 @@ class RaceConsumer(AsyncWebsocketConsumer):
         """Return the race as a client that cannot resume is sent it: initial_state and the
         newest update (as read on connecting, before the first subscribe; read again after)."""
         if self.subscribed:
-            fanout = race_fanout()
-            joining = fanout.join_state(self.race_id)
+            joining = await _current_join_state(self.race_id)
             if joining is None:
-                generation = fanout.generation(self.race_id)
-                card = await _race_card(self.race_id)
-                if card is None:
-                    return None
-                joining = _join_state(self.race_id, card)
-                fanout.remember(self.race_id, joining, read_in_generation=generation)
+                return None
             self.joined = dataclasses.replace(joining)
             self.epoch, self.sent_seq = joining.epoch, joining.latest_seq
         frames = [self.joined.initial_frame]

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 from weakref import WeakKeyDictionary
 
@@ -85,6 +86,8 @@ class RaceFanout:
         # race's group, so every update since it was read has passed through here.
         self._join_states: dict[int, JoinState] = {}
         self._generations: dict[int, int] = {}
+        # The read of a race in progress, with the generation it started in (read_join_state).
+        self._reads: dict[int, tuple[asyncio.Task[JoinState | None], int]] = {}
         # Each race's (epoch, seq) of the newest update delivered here: updates go out once each,
         # in seq order, and a gap (an update stored but whose broadcast was lost, or is late) is
         # filled from the race's update log before the update after it.
@@ -134,6 +137,38 @@ class RaceFanout:
     def generation(self, race_id: int) -> int:
         """Return a number that changes with every update of the race through this process."""
         return self._generations.get(race_id, 0)
+
+    async def read_join_state(
+        self, race_id: int, read: Callable[[], Awaitable[JoinState | None]]
+    ) -> JoinState | None:
+        """
+        Return the race's join state from ``read()``, sharing a read already in progress.
+
+        The caller must already be subscribed. Sharing is safe only if no update passed through
+        since the read began: one that did might be in neither the read nor the caller's held
+        updates (it subscribed after the read began). Then the caller reads for itself. The read
+        runs as a task of its own, so a client that gives up waiting does not cancel it for the
+        others.
+        """
+        generation = self.generation(race_id)
+        in_progress = self._reads.get(race_id)
+        if in_progress is None or in_progress[1] != generation:
+            task = asyncio.get_running_loop().create_task(self._read_and_remember(race_id, read, generation))
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())  # always retrieved
+            in_progress = self._reads[race_id] = (task, generation)
+        return await asyncio.shield(in_progress[0])
+
+    async def _read_and_remember(
+        self, race_id: int, read: Callable[[], Awaitable[JoinState | None]], generation: int
+    ) -> JoinState | None:
+        try:
+            state = await read()
+            if state is not None:
+                self.remember(race_id, state, read_in_generation=generation)
+            return state
+        finally:
+            if self._reads.get(race_id, (None,))[0] is asyncio.current_task():
+                del self._reads[race_id]
 
     def remember(self, race_id: int, state: JoinState, *, read_in_generation: int) -> None:
         """Keep a join state read from the database, unless an update arrived during the read

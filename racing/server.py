@@ -17,6 +17,10 @@ import sys
 # them (the end-to-end test of dead-connection reaping does).
 PING_INTERVAL_S = int(os.environ.get("WEBSOCKET_PING_INTERVAL_S", "20"))  # whole seconds: Daphne's
 PING_TIMEOUT_S = int(os.environ.get("WEBSOCKET_PING_TIMEOUT_S", "30"))
+# How long a WebSocket handshake may take before Daphne drops it (its default is 5 s). In a
+# connection storm (every phone reconnecting after a restart) handshakes queue behind each other;
+# dropping the slow ones only makes them come back and queue again.
+HANDSHAKE_TIMEOUT_S = 30
 # Pending TCP connections the kernel may queue for us: Twisted's default of 50 turns a
 # connection storm (every phone reconnecting after a restart) into SYN retries of a second each.
 LISTEN_BACKLOG = 2048
@@ -34,6 +38,7 @@ def daphne_argv(*, host: str, port: int, extra: list[str]) -> list[str]:
         "--websocket-max-message-size", str(settings.WEBSOCKET_MAX_MESSAGE_BYTES),
         "--ping-interval", str(PING_INTERVAL_S),
         "--ping-timeout", str(PING_TIMEOUT_S),
+        "--websocket_connect_timeout", str(HANDSHAKE_TIMEOUT_S),
         *extra,
         "racing.asgi:application",
     ]  # fmt: skip

@@ -34,8 +34,17 @@ messages = st.fixed_dictionaries(
         "last_seq": json_values,
     },
 )
+# Resumes of this very race (its id filled in when sent), with any last_seq and epoch at all.
+resumes = st.fixed_dictionaries(
+    {"type": st.just("subscribe"), "race_id": st.just(THIS_RACE := "<this race>")},
+    optional={
+        "last_seq": st.integers(min_value=-5, max_value=2**64) | json_values,
+        "epoch": st.text(max_size=70) | json_values,
+    },
+)
 text_frames = st.one_of(
     messages.map(json.dumps),
+    resumes.map(json.dumps),
     json_values.map(json.dumps),
     st.text(max_size=200),  # every plane of Unicode
     # JSON escapes of lone surrogates: valid JSON that decodes to text no UTF-8 can carry.
@@ -57,6 +66,8 @@ async def exchange(race_id: int, sent: list[tuple[str, object]]) -> list[dict]:
     closed = False
     try:
         for kind, frame in sent:
+            if kind == "text":
+                frame = frame.replace(json.dumps(THIS_RACE), str(race_id))
             await communicator.send_input({"type": "websocket.receive", kind: frame})
             reply = await communicator.receive_output(timeout=5)
             replies.append(reply)
@@ -67,6 +78,9 @@ async def exchange(race_id: int, sent: list[tuple[str, object]]) -> list[dict]:
             reply["text"].encode("utf-8")  # a real server must be able to put it on the wire
             message = json.loads(reply["text"])
             assert message["type"] in {"error", "subscribed", "pong"}, message
+            if message.get("resumed") is False:  # the race afresh follows (it has no updates)
+                fresh = json.loads((await communicator.receive_output(timeout=5))["text"])
+                assert fresh["type"] == "initial_state", fresh
             if message["type"] == "error":
                 assert message["code"] == 4400 and 0 < len(message["message"]) <= 300
         if not closed:  # still serving after all that

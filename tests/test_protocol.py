@@ -505,3 +505,34 @@ async def test_a_channel_layer_outage_at_connect_closes_1011_saying_so_and_leaks
     assert closing["reason"] == "Internal server error: live updates are unavailable, try again shortly"
     await communicator.wait()
     assert race.pk not in race_fanout().subscribers
+
+
+async def test_clients_connecting_at_once_share_one_read_of_the_race(race, settings, monkeypatch):
+    import live.consumers
+
+    settings.SIMULATION_ENABLED = False
+    reads = []
+    real_read = live.consumers._race_card
+
+    async def counted_read(race_id):
+        reads.append(race_id)
+        await asyncio.sleep(0.1)  # still reading while the others connect
+        return await real_read(race_id)
+
+    monkeypatch.setattr(live.consumers, "_race_card", counted_read)
+
+    clients = await asyncio.gather(*(connect(f"/ws/races/{race.pk}") for _ in range(20)))
+
+    assert reads == [race.pk]  # a reconnection storm reads the race once per process
+    assert all(initial["data"]["starter_count"] == 8 for _, initial in clients)
+    for communicator, _ in clients:
+        await communicator.disconnect()
+
+
+@pytest.fixture(autouse=True)
+def no_connection_is_left_counted():
+    """Every test here ends with its connections given back (address counts, fan-out places)."""
+    from live.limits import connections_per_address
+
+    yield
+    assert not connections_per_address.counts, dict(connections_per_address.counts)

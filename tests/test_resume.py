@@ -229,6 +229,7 @@ async def test_clients_of_a_race_that_is_reset_are_closed_with_4409_and_resume_a
 
     closing = await client.receive_output(timeout=5)
     assert closing["type"] == "websocket.close" and closing["code"] == 4409 and "reset" in closing["reason"]
+    await client.disconnect()
 
 
 @pytest.mark.parametrize(
