@@ -321,10 +321,17 @@ def reset_races(environment: dict[str, str], race_ids: list[int]) -> None:
     )  # fmt: skip
 
 
-def stored_update_count(server: Server, race_id: int) -> int:
-    """The race's updates as the database has them: its odds history, plus its result."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/api/races/{race_id}/odds/", timeout=10) as response:
-        return json.loads(response.read())["count"] + 1
+def stored_update_count(servers: list[Server], race_id: int) -> int:
+    """The race's updates as the database has them: its odds history, plus its result. Asked of
+    whichever server answers (one may be restarting after a fault of another race's)."""
+    for attempt in range(60):
+        server = servers[attempt % len(servers)]
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/api/races/{race_id}/odds/", timeout=10) as response:
+                return json.loads(response.read())["count"] + 1
+        except OSError:
+            time.sleep(0.25)
+    raise RuntimeError(f"no server answered for race {race_id}'s stored updates")
 
 
 async def run_race(race_id: int, servers: list[Server], config: SoakConfig, tally: Tally) -> None:
@@ -347,8 +354,7 @@ async def run_race(race_id: int, servers: list[Server], config: SoakConfig, tall
     tally.races += 1
     for role, fans in (("stayed", stayers), ("dropped and resumed", droppers), ("came and went", churners)):
         tally.fans[role] += len(fans)
-    live_server = next(s for s in servers if s.process.poll() is None)
-    stored = await asyncio.to_thread(stored_update_count, live_server, race_id)
+    stored = await asyncio.to_thread(stored_update_count, servers, race_id)
     for fan in stayers + droppers:
         if fan.seqs != list(range(1, stored + 1)):
             missing = len(set(range(1, stored + 1)) - set(fan.seqs))
