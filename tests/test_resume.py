@@ -252,3 +252,33 @@ async def test_a_bad_last_seq_or_epoch_is_an_error_and_the_connection_stays_open
     assert error["type"] == "error" and error["code"] == 4400 and expected in error["message"]
     assert (await subscribe(client, race))["seq"] == 0
     await client.disconnect()
+
+
+@database_sync_to_async
+def store_without_broadcast(race: Race, seq: int) -> None:
+    """An update another process stored and sent to its own clients, whose broadcast has not
+    reached this process (Redis restarting, say)."""
+    from races.models import RaceUpdate
+
+    horse = horse_ids(race)[0]
+    RaceUpdate.objects.create(
+        race=race, seq=seq, kind="odds", published_at=START + dt.timedelta(seconds=seq), data=[{"horse_id": horse, "odds": 2.0 + seq}]
+    )
+    Race.objects.filter(pk=race.pk).update(update_seq=seq)
+
+
+@pytest.mark.parametrize("client_saw, stored", [(2, 2), (2, 3)])
+async def test_a_client_that_saw_more_than_this_process_heard_of_resumes_from_the_log(race, client_saw, stored):
+    # Found by the soak run: a fan that had seq 3 from one process reconnected to another whose
+    # view of the race still stood at 2, and was refused.
+    await record_odds(race, 1)
+    client, _ = await open_socket(race)  # this process's view: update 1
+    for seq in range(2, stored + 1):
+        await store_without_broadcast(race, seq)
+
+    subscribed = await subscribe(client, race, last_seq=client_saw, epoch=await epoch_of(race))
+
+    assert subscribed["resumed"] is True and subscribed["seq"] == stored
+    assert seqs(await receive(client, stored - client_saw)) == [("odds_update", s) for s in range(client_saw + 1, stored + 1)]
+    assert await client.receive_nothing(timeout=0.2)
+    await client.disconnect()
