@@ -168,7 +168,7 @@ class RaceConsumer(AsyncWebsocketConsumer):
     def close_soon(self, code: int, reason: str) -> None:
         """Close from synchronous code (a timer, the fan-out), once."""
         if self.closing is None:
-            self.closing = asyncio.ensure_future(self.close(code=code, reason=reason))
+            self.closing = asyncio.ensure_future(self.reject(code, reason))
 
     async def leave_fanout(self) -> None:
         if self.subscribed_to is not None:
@@ -181,7 +181,8 @@ class RaceConsumer(AsyncWebsocketConsumer):
 
     async def reject(self, code: int, reason: str) -> None:
         """Close with a code and reason the client can read (accepted first: else it sees 403),
-        letting go at once of everything the connection held: it is served no more."""
+        letting go at once of everything the connection held: it is served no more, whether or
+        not the client ever answers the close."""
         if not self.accepted:
             await self.accept()
         await self.close(code=code, reason=reason)
@@ -207,19 +208,13 @@ class RaceConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if not self.rate_limiter.allow():
-            await self.close(
-                code=CLOSE_TOO_MANY,
-                reason=f"Too many messages: at most {settings.WEBSOCKET_MAX_MESSAGES_PER_S:g} a second",
-            )
+            await self.reject(CLOSE_TOO_MANY, f"Too many messages: at most {settings.WEBSOCKET_MAX_MESSAGES_PER_S:g} a second")
             return
         if text_data is None:
             await self.send_error("binary frames are not supported; send JSON text frames")
             return
         if _utf8_length_exceeds(text_data, settings.WEBSOCKET_MAX_MESSAGE_BYTES):
-            await self.close(
-                code=CLOSE_MESSAGE_TOO_BIG,
-                reason=f"Message too big: the limit is {settings.WEBSOCKET_MAX_MESSAGE_BYTES} bytes",
-            )
+            await self.reject(CLOSE_MESSAGE_TOO_BIG, f"Message too big: the limit is {settings.WEBSOCKET_MAX_MESSAGE_BYTES} bytes")
             return
         try:
             content = json.loads(text_data)

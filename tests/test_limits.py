@@ -98,3 +98,22 @@ def test_connections_per_address_are_counted_and_released():
     assert counter.acquire("a", limit=1) and not counter.acquire("a", limit=1)
     counter.release("a")
     assert counter.acquire("a", limit=1) and counter.counts == {"a": 1}
+
+
+async def test_every_connection_the_server_closes_gives_back_its_place_at_once(race_path, settings):
+    # A client closed for flooding or for never subscribing may never answer the close: its
+    # address count is given back anyway, at once.
+    from live.limits import connections_per_address
+
+    settings.WEBSOCKET_MAX_MESSAGES_PER_S = 1
+    settings.WEBSOCKET_SUBSCRIBE_TIMEOUT_S = 0.2
+    flooder, _ = await connect(race_path, address="192.0.2.1")
+    idle, _ = await connect(race_path, address="192.0.2.2")
+    for _ in range(5):
+        await flooder.send_json_to({"type": "ping"})
+    while (await flooder.receive_output(timeout=5))["type"] != "websocket.close":
+        pass
+    assert (await idle.receive_output(timeout=2))["code"] == 4408
+
+    assert "192.0.2.1" not in connections_per_address.counts
+    assert "192.0.2.2" not in connections_per_address.counts
