@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import subprocess
 import time
 
 import pytest
 
+from bench.soak import OwnRedis  # a redis-server on a spare port, to kill and restart
 from tests.conftest import require_service
-from tests.servers import free_port, start_daphne
+from tests.servers import start_daphne
 from tests.test_e2e_daphne import _feed_token, _post_json
 from tests.wsclient import next_message, race_socket
 
@@ -20,44 +20,13 @@ pytestmark = pytest.mark.e2e
 RACE_ID = 17  # a fixture race no other test uses
 
 
-class OwnRedis:
-    """A Redis of this test's own on a spare port, so that it can be killed and restarted."""
-
-    def __init__(self, tmp_path) -> None:
-        self.port = free_port()
-        self.directory = tmp_path
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True).stdout.strip() == "PONG":
-                return
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait()
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-
 @pytest.fixture
 def own_redis(tmp_path):
     require_service(shutil.which("redis-server") is not None, "redis-server is not installed: this test restarts its own Redis")
     redis = OwnRedis(tmp_path)
     redis.start()
     yield redis
-    if redis.process.poll() is None:
-        redis.kill()
+    redis.stop()
 
 
 async def test_a_redis_restart_is_survived_and_updates_flow_again_to_both_processes(server_database, own_redis, tmp_path):
@@ -87,7 +56,7 @@ async def test_a_redis_restart_is_survived_and_updates_flow_again_to_both_proces
 
             await post(3.0)
             await receive_up_to(first_seq := 1)
-            own_redis.kill()
+            own_redis.stop()
             await asyncio.sleep(1.0)
             own_redis.start()
             # The processes notice, re-join their race groups and carry on. Updates stored while
