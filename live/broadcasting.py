@@ -10,7 +10,6 @@ import asyncio
 import datetime as dt
 from collections.abc import Iterable
 
-from asgiref.sync import async_to_sync
 from channels.layers import BaseChannelLayer, get_channel_layer
 from django.utils import timezone
 
@@ -45,7 +44,7 @@ async def publish_odds_update(
     """Send an ``odds_update`` to every client of the race and return it. ``seq`` is the number
     the update was logged under (races.services): clients resume by it."""
     message = OddsUpdateMessage(race_id=race_id, seq=seq, timestamp=timestamp or timezone.now(), odds=tuple(odds))
-    await _group_send(EVENT_ODDS_UPDATE, message, epoch, channel_layer)
+    await _group_send(message, epoch, channel_layer)
     return message
 
 
@@ -62,26 +61,27 @@ async def publish_result_update(
     message = ResultUpdateMessage(
         race_id=race_id, seq=seq, timestamp=timestamp or timezone.now(), results=tuple(results)
     )
-    await _group_send(EVENT_RESULT_UPDATE, message, epoch, channel_layer)
+    await _group_send(message, epoch, channel_layer)
     return message
 
 
-publish_odds_update_sync = async_to_sync(publish_odds_update)
-publish_result_update_sync = async_to_sync(publish_result_update)
+def update_event(message: OddsUpdateMessage | ResultUpdateMessage, *, epoch: str) -> dict:
+    """Return the group event that carries an update to the fan-out (live/fanout.py)."""
+    # The frame is encoded here, once; each client's handler only writes the text out. The seq
+    # rides along so that the fan-out can put updates in order, fill a gap from the log, and
+    # skip what a client was already sent from the database.
+    event_type = EVENT_RESULT_UPDATE if isinstance(message, ResultUpdateMessage) else EVENT_ODDS_UPDATE
+    return {"type": event_type, "race_id": message.race_id, "epoch": epoch, "seq": message.seq, "text": encode(message)}
 
 
 async def _group_send(
-    event_type: str,
     message: OddsUpdateMessage | ResultUpdateMessage,
     epoch: str,
     channel_layer: BaseChannelLayer | None,
 ) -> None:
     race_id = message.race_id
     layer = channel_layer or get_channel_layer()
-    # The frame is encoded here, once; each client's handler only writes the text out. The seq
-    # rides along so that the fan-out can put updates in order, fill a gap from the log, and
-    # skip what a client was already sent from the database.
-    event = {"type": event_type, "race_id": race_id, "epoch": epoch, "seq": message.seq, "text": encode(message)}
+    event = update_event(message, epoch=epoch)
     try:
         await layer.group_send(race_group_name(race_id), event)
     except Exception:

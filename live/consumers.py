@@ -269,30 +269,29 @@ class RaceConsumer(AsyncWebsocketConsumer):
         await self.send_held()
 
     async def missed_since(self, last_seq: int, epoch: str | None) -> list[str] | None:
-        """Return the updates after ``last_seq`` up to what this client has (the rest are held),
-        or None if they cannot be had: another epoch, a seq not reached, or too far behind."""
+        """Return the updates after ``last_seq`` that the client lacks and is not holding, or None
+        if they cannot be had: another epoch, a seq the race's log never reached, or too far
+        behind."""
         if epoch is not None and epoch != self.epoch:
             return None
         if self.sent_seq <= last_seq <= self.seen_seq:
             self.sent_seq = last_seq  # it has all the database read had; the rest are held
             return []
-        if last_seq < self.sent_seq:
-            count = self.sent_seq - last_seq
-            if count > settings.WEBSOCKET_RESUME_MAX_UPDATES:
-                return None
-            rows = await _race_updates_after(self.race_id, last_seq, count)
-            if [row["seq"] for row in rows] != list(range(last_seq + 1, self.sent_seq + 1)):
-                return None  # the log moved on (the race was reset meanwhile)
-            return [encode(update_from_row(race_id=self.race_id, row=row)) for row in rows]
-        # The client has seen further than this process has heard: updates stored (and sent by
-        # another process) whose broadcast has not reached this one yet, say while Redis was
-        # restarting. The race's log decides: if it reached last_seq, send what follows it.
-        rows = await _race_updates_after(self.race_id, self.sent_seq, settings.WEBSOCKET_RESUME_MAX_UPDATES)
-        seqs = [row["seq"] for row in rows]
-        if last_seq not in seqs or seqs != list(range(self.sent_seq + 1, self.sent_seq + 1 + len(seqs))):
+        if self.sent_seq - last_seq > settings.WEBSOCKET_RESUME_MAX_UPDATES:
             return None
-        self.sent_seq = seqs[-1]
-        return [encode(update_from_row(race_id=self.race_id, row=row)) for row in rows if row["seq"] > last_seq]
+        # From the log: the updates it missed, or, when it has seen further than this process
+        # has heard (updates another process sent whose broadcast has not arrived here yet),
+        # those after what it has. The log must run without a gap and must reach last_seq.
+        after = min(last_seq, self.sent_seq)
+        rows = await _race_updates_after(self.race_id, after, last_seq - after + settings.WEBSOCKET_RESUME_MAX_UPDATES + 1)
+        seqs = [row["seq"] for row in rows]
+        replay = [row for row in rows if row["seq"] > last_seq]
+        if seqs != list(range(after + 1, after + 1 + len(seqs))) or after + len(seqs) < max(last_seq, self.sent_seq):
+            return None  # never reached (or the race was reset meanwhile)
+        if len(replay) > settings.WEBSOCKET_RESUME_MAX_UPDATES:
+            return None
+        self.sent_seq = after + len(seqs)
+        return [encode(update_from_row(race_id=self.race_id, row=row)) for row in replay]
 
     async def afresh(self) -> list[str] | None:
         """Return the race as a client that cannot resume is sent it: initial_state and the

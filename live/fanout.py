@@ -23,9 +23,9 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from live.broadcasting import race_group_name
+from live.broadcasting import EVENT_ODDS_UPDATE, race_group_name, update_event
 from live.daphne_fixes import buffered_bytes, send_prepared_frame
-from live.messages import CLOSE_TOO_SLOW, encode, update_from_row
+from live.messages import CLOSE_TOO_SLOW, update_from_row
 from races.selectors import race_updates_after
 
 logger = logging.getLogger(__name__)
@@ -254,14 +254,7 @@ class RaceFanout:
         for row in rows:
             if row["seq"] >= before_seq:
                 break
-            message = update_from_row(race_id=race_id, row=row)
-            missed = {
-                "type": "result.update" if row["kind"] == "result" else "odds.update",
-                "race_id": race_id,
-                "epoch": epoch,
-                "seq": row["seq"],
-                "text": encode(message),
-            }
+            missed = update_event(update_from_row(race_id=race_id, row=row), epoch=epoch)
             self._delivered[race_id] = (epoch, row["seq"])
             await self._send_to_clients(missed)
 
@@ -273,7 +266,7 @@ class RaceFanout:
         race_id = event["race_id"]
         state = self._join_states.get(race_id)
         if state is not None:
-            if state.epoch != event["epoch"] or event["type"] != "odds.update" or state.finished:
+            if state.epoch != event["epoch"] or event["type"] != EVENT_ODDS_UPDATE or state.finished:
                 del self._join_states[race_id]  # a result (or a reset) changes the card: read afresh
             elif event["seq"] > state.latest_seq:
                 state.latest_frame, state.latest_seq = text, event["seq"]

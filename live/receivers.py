@@ -9,7 +9,6 @@ from asgiref.sync import async_to_sync
 
 from live.broadcasting import publish_odds_update, publish_result_update
 from live.messages import HorseOdds, HorseResult
-from races.selectors import result_in_order
 
 
 def broadcast_odds(
@@ -25,15 +24,12 @@ def broadcast_odds(
 
 
 def broadcast_result(
-    *, race_id: int, epoch: str, seq: int, placings: dict[int, int | None], declared_at: dt.datetime, **_: Any
+    *, race_id: int, epoch: str, seq: int, results: list[dict[str, Any]], declared_at: dt.datetime, **_: Any
 ) -> None:
     async_to_sync(publish_result_update)(
         race_id=race_id,
         epoch=epoch,
         seq=seq,
-        results=[
-            HorseResult(horse_id=horse_id, placing=placing, finished=placing is not None)
-            for horse_id, placing in result_in_order(placings)
-        ],
+        results=[HorseResult(**item) for item in results],  # in order as logged (races.services)
         timestamp=declared_at,
     )

@@ -172,7 +172,7 @@ def _declare(race: Race, placings: dict[int, int | None], declared_at: dt.dateti
             race_id=race.pk,
             epoch=race.updates_epoch,
             seq=seq,
-            placings=placings,
+            results=results,
             declared_at=declared_at,
         )
     )
