@@ -10,11 +10,11 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from live import daphne_fixes  # noqa: E402
-from live.routing import websocket_urlpatterns  # noqa: E402
-from live.security import BrowserOriginValidator  # noqa: E402
+from live.protocol import daphne  # noqa: E402
+from live.protocol.routing import websocket_urlpatterns  # noqa: E402
+from live.protocol.security import BrowserOriginValidator  # noqa: E402
 
-daphne_fixes.install()
+daphne.install()
 
 application = ProtocolTypeRouter(
     {

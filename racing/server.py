@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> None:
     args, extra = parser.parse_known_args(argv)
     from daphne.cli import CommandLineInterface
 
+    from racing.checks import exit_unless_ready_to_serve
+
+    exit_unless_ready_to_serve()  # static files never collected: say so now, not 500 on every page
     CommandLineInterface().run(daphne_argv(host=args.bind, port=args.port, extra=extra))
 
 

@@ -9,9 +9,15 @@ PostgreSQL, ``REDIS_URL`` the Redis channel layer that lets several Daphne proce
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.checks.security.base import (
+    SECRET_KEY_INSECURE_PREFIX,
+    SECRET_KEY_MIN_LENGTH,
+    SECRET_KEY_MIN_UNIQUE_CHARACTERS,
+)
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -35,12 +41,45 @@ def env_list(name: str, *, default: list[str]) -> list[str]:
 
 DEBUG = env_bool("DEBUG", default=False)
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured(
-            "SECRET_KEY must be set when DEBUG is off (set DEBUG=1 for local development)."
+# Keys that appear in this repository's examples (deploy/env.example) or that anyone would guess:
+# a server started with one signs sessions and password resets with a key the world knows.
+PLACEHOLDER_SECRET_KEYS = frozenset({
+    "change-me-to-50-or-more-random-characters-from-a-password-generator",  # deploy/env.example
+    "change-me", "changeme", "change-this", "changethis", "replace-me", "replaceme",
+    "secret", "secret-key", "secretkey", "your-secret-key", "mysecretkey", "django-secret-key",
+})  # fmt: skip
+GENERATE_SECRET_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(50))"'
+
+
+def secret_key_problem(key: str) -> str | None:
+    """Return why ``key`` must not sign a production server's sessions, or None if it may.
+
+    The length, variety and prefix rules are those of Django's own check (security.W009), which
+    `manage.py check --deploy` only warns about; a server with DEBUG off refuses to start instead.
+    """
+    if not key:
+        return "SECRET_KEY must be set when DEBUG is off"
+    if key.strip().lower() in PLACEHOLDER_SECRET_KEYS or key.lower().startswith(("change-me", "changeme")):
+        return "SECRET_KEY is a placeholder from the examples, known to everyone who has read them"
+    if key.startswith(SECRET_KEY_INSECURE_PREFIX):
+        return f"SECRET_KEY starts with {SECRET_KEY_INSECURE_PREFIX!r}, Django's mark of a development key"
+    if len(key) < SECRET_KEY_MIN_LENGTH:
+        return f"SECRET_KEY is {len(key)} characters long; it needs {SECRET_KEY_MIN_LENGTH} or more"
+    if len(set(key)) < SECRET_KEY_MIN_UNIQUE_CHARACTERS:
+        return (
+            f"SECRET_KEY has {len(set(key))} distinct characters; it needs {SECRET_KEY_MIN_UNIQUE_CHARACTERS} or more"
         )
+    return None
+
+
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not DEBUG and (problem := secret_key_problem(SECRET_KEY)):
+    raise ImproperlyConfigured(
+        f"{problem}. Generate a key with\n    {GENERATE_SECRET_KEY}\n"
+        "and set SECRET_KEY to it in the environment (production: /etc/racing/env, see "
+        "deploy/env.example), or set DEBUG=1 for local development."
+    )
+if not SECRET_KEY:
     SECRET_KEY = "django-insecure-local-development-only"  # noqa: S105 - DEBUG only
 
 # Browsers' WebSocket Origin headers are checked against these too (see live/security.py).
@@ -55,13 +94,20 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Locks out repeated failed logins (see "Login throttling" below).
+    "axes",
     "channels",
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # Race fields imported, results and race cards exported (races/racecard/, docs/race-office.md).
+    "import_export",
     "races",
     "live",
+    "live.board",
+    # The project's own system checks (racing/checks.py): static files collected, for one.
+    "racing.apps.RacingConfig",
 ]
 
 MIDDLEWARE = [
@@ -74,6 +120,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "racing.urls"
@@ -97,9 +145,7 @@ TEMPLATES = [
 # --- HTTPS and cookies (production values come from the environment; see deploy/env.example) ----
 
 # Behind a TLS-terminating proxy (deploy/nginx.conf) that sets X-Forwarded-Proto.
-SECURE_PROXY_SSL_HEADER = (
-    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", default=False) else None
-)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", default=False) else None
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=False)
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=False)
@@ -166,20 +212,38 @@ WEBSOCKET_MAX_MESSAGES_PER_S = float(os.environ.get("WEBSOCKET_MAX_MESSAGES_PER_
 # Open connections one address may hold in one process (4429 past it). Generous: a mobile
 # carrier's NAT puts many phones behind one address.
 WEBSOCKET_MAX_CONNECTIONS_PER_ADDRESS = int(os.environ.get("WEBSOCKET_MAX_CONNECTIONS_PER_ADDRESS", "1000"))
+# Races one /ws/live connection may follow at once: a race day's card across a few meetings.
+# Past it a subscribe is answered with an error (4429) and the connection carries on.
+WEBSOCKET_MAX_SUBSCRIPTIONS = int(os.environ.get("WEBSOCKET_MAX_SUBSCRIPTIONS", "50"))
 # A client resuming with last_seq is replayed at most this many missed updates; further behind,
 # it is sent the race afresh (subscribed with "resumed": false) instead.
 WEBSOCKET_RESUME_MAX_UPDATES = int(os.environ.get("WEBSOCKET_RESUME_MAX_UPDATES", "1000"))
-# Updates held for a client that has connected but not yet subscribed; past this it is closed
-# with 4008 (it can reconnect and resume).
+# Live updates held for a client while its replay is read from the database; past this it is
+# closed with 4008 (it can reconnect and resume).
 WEBSOCKET_MAX_HELD_UPDATES = int(os.environ.get("WEBSOCKET_MAX_HELD_UPDATES", "1000"))
-# A connection that has not sent subscribe by then is closed with 4408.
-WEBSOCKET_SUBSCRIBE_TIMEOUT_S = float(os.environ.get("WEBSOCKET_SUBSCRIBE_TIMEOUT_S", "60"))
 # Bytes the server may hold for a client that is not reading; past it the client is closed with
 # 4008 and may reconnect. About 400 odds updates of a big field: minutes of a stalled phone.
 WEBSOCKET_MAX_BUFFERED_BYTES = int(os.environ.get("WEBSOCKET_MAX_BUFFERED_BYTES", str(256 * 1024)))
 # The kernel's send buffer per connection (0: the kernel's own autotuning, up to 4 MiB a socket).
 # With the bound above, what one stalled client can hold is at most these two together.
 WEBSOCKET_SEND_BUFFER_BYTES = int(os.environ.get("WEBSOCKET_SEND_BUFFER_BYTES", str(64 * 1024)))
+# A client closed for not reading (4008) may read what is already on its way, close frame last,
+# for this long before the connection is dropped: a phone back from a tunnel learns why.
+WEBSOCKET_SLOW_CLOSE_GRACE_S = float(os.environ.get("WEBSOCKET_SLOW_CLOSE_GRACE_S", "30"))
+
+# --- HTTP requests, as Daphne reads them (live/protocol/daphne.py) ---------------------------------
+
+# A request body larger than this is answered 413 before it is read, not buffered whole first.
+# The API's bodies are a few KiB (a 24-runner odds post is under 2 KiB); admin forms are small.
+HTTP_MAX_BODY_BYTES = int(os.environ.get("HTTP_MAX_BODY_BYTES", str(2 * 1024 * 1024)))
+# Django applies the same bound under any other server (a JSON 413 from the API too).
+DATA_UPLOAD_MAX_MEMORY_SIZE = HTTP_MAX_BODY_BYTES
+# Request headers must be complete this long after the connection opens (408 otherwise): a
+# client that trickles its headers (slowloris) cannot hold a connection for minutes.
+HTTP_HEADERS_TIMEOUT_S = float(os.environ.get("HTTP_HEADERS_TIMEOUT_S", "10"))
+# Connections one address may hold whose first request is not complete yet (429 past it).
+# Generous for the same reason as the WebSocket limit: a carrier's NAT, a connection storm.
+HTTP_MAX_PENDING_PER_ADDRESS = int(os.environ.get("HTTP_MAX_PENDING_PER_ADDRESS", "500"))
 
 # --- Auth -------------------------------------------------------------------------------------
 
@@ -189,6 +253,38 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- Login throttling (django-axes) -----------------------------------------------------------
+
+# Password guessing at /admin/login/ is locked out per username *and* client address: the same
+# user from another address, and other users from this one, can still log in. The feed API's
+# tokens (DRF TokenAuthentication) never go through these backends and are not throttled here.
+AUTHENTICATION_BACKENDS = [
+    # First, so that a locked-out username and address is refused before a password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))  # 5 typos is not a guesser
+LOGIN_LOCKOUT_MINUTES = int(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15"))
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# Failures are forgotten this long after the last one, and a lockout lasts this long after the
+# last attempt: every attempt during a lockout starts it again, so a script that keeps guessing
+# stays out.
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_RESET_ON_SUCCESS = True  # a login that succeeds forgets that username and address's failures
+AXES_COOLOFF_MESSAGE = (
+    "Too many failed logins: this username is locked out from your address for "
+    f"{LOGIN_LOCKOUT_MINUTES} minutes after the last attempt (each attempt until then starts "
+    f"the {LOGIN_LOCKOUT_MINUTES} minutes again). Try again in {LOGIN_LOCKOUT_MINUTES} minutes, "
+    "or ask another administrator to unlock it (admin: Axes, Access attempts; or "
+    "manage.py axes_reset_username USERNAME)."
+)
+# The client address is REMOTE_ADDR: Daphne's --proxy-headers (deploy/systemd) already sets it
+# from nginx's X-Forwarded-For, and without a proxy a client's own X-Forwarded-For must not
+# choose its address. django-axes reads other headers only through django-ipware, which is not
+# installed; were it, this keeps it to REMOTE_ADDR too.
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
 
 # --- Internationalisation ---------------------------------------------------------------------
 
@@ -206,9 +302,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     # Hashed names (cache busting) after `manage.py collectstatic`; with DEBUG on, plain names.
     "staticfiles": {
-        "BACKEND": os.environ.get(
-            "STATICFILES_STORAGE", "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        )
+        "BACKEND": os.environ.get("STATICFILES_STORAGE", "whitenoise.storage.CompressedManifestStaticFilesStorage")
     },
 }
 # With DEBUG on, serve straight from the apps' static folders: no collectstatic for `make run`.
@@ -219,13 +313,18 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON only: the strict fields refuse form-encoded strings anyway, and multipart would spool
+    # uploads to disk. This parser turns a body nested too deeply to parse into a 400, not a 500.
+    "DEFAULT_PARSER_CLASSES": ["races.parsers.JSONParser"],
+    # A body over DATA_UPLOAD_MAX_MEMORY_SIZE is a JSON 413 instead of Django's HTML 400 page.
+    "EXCEPTION_HANDLER": "racing.views.api_exception_handler",
     # Token first: an unauthenticated write is then told 401 with how to authenticate.
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "races.pagination.Pages",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
@@ -237,6 +336,17 @@ SPECTACULAR_SETTINGS = {
         "Live updates stream over the WebSocket /ws/races/{race_id} (docs/protocol.md)."
     ),
     "VERSION": "1.0.0",
+    # 3.1: JSON Schema's own null and oneOf, which the result entry's two shapes need.
+    "OAS_VERSION": "3.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,  # the schema documents the API, not itself
+    # What the serializers cannot say (the error body, public reads, the feed's constraints,
+    # links between operations) is added by races/openapi.py.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "races.openapi.postprocess"],
+    # A race's status, and a declared result's (always finished): two enums, named.
+    "ENUM_NAME_OVERRIDES": {
+        "RaceStatusEnum": "races.models.Race.Status",
+        "ResultStatusEnum": ["interim", "protest", "official"],
+    },
     # The interactive docs' assets are served from this project, never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
