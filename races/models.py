@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import secrets
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+from races import lifecycle
 
 
 def new_updates_epoch() -> str:
@@ -60,9 +63,14 @@ class Race(models.Model):
         HEAVY = "heavy", "Heavy"
 
     class Status(models.TextChoices):
-        SCHEDULED = "scheduled", "Scheduled"
-        LIVE = "live", "Live"  # the market is open: odds are being published
-        FINISHED = "finished", "Finished"  # the result is declared
+        # races.lifecycle says which may follow which.
+        SCHEDULED = lifecycle.SCHEDULED, "Scheduled"
+        OPEN = lifecycle.OPEN, "Open"  # the market is up: odds are being published
+        CLOSED = lifecycle.CLOSED, "Closed"  # they are racing: no more odds
+        INTERIM = lifecycle.INTERIM, "Interim"  # placings in, not yet official
+        PROTEST = lifecycle.PROTEST, "Protest"  # a protest against the interim placings
+        OFFICIAL = lifecycle.OFFICIAL, "Official"  # the result is official
+        ABANDONED = lifecycle.ABANDONED, "Abandoned"  # not run, or void: no result
 
     meeting = models.ForeignKey(Meeting, on_delete=models.CASCADE, related_name="races")
     race_number = models.PositiveSmallIntegerField()
@@ -71,9 +79,7 @@ class Race(models.Model):
     start_type = models.CharField(max_length=10, choices=StartType, null=True, blank=True)
     gait = models.CharField(max_length=10, choices=Gait, null=True, blank=True)
     weather = models.CharField(max_length=20, choices=Weather, null=True, blank=True)
-    track_condition = models.CharField(
-        max_length=20, choices=TrackCondition, null=True, blank=True
-    )
+    track_condition = models.CharField(max_length=20, choices=TrackCondition, null=True, blank=True)
     race_datetime = models.DateTimeField(
         "start time", null=True, blank=True, help_text="Scheduled start, in the venue's time zone."
     )
@@ -92,9 +98,7 @@ class Race(models.Model):
         ordering = ["meeting__date", "meeting__code", "race_number"]
         permissions = [("feed_race", "Can push odds and results as a live feed")]
         constraints = [
-            models.UniqueConstraint(
-                fields=["meeting", "race_number"], name="race_number_unique_in_meeting"
-            ),
+            models.UniqueConstraint(fields=["meeting", "race_number"], name="race_number_unique_in_meeting"),
             models.CheckConstraint(condition=Q(race_number__gte=1), name="race_number_positive"),
             models.CheckConstraint(condition=Q(distance_m__gt=0), name="race_distance_positive"),
         ]
@@ -136,15 +140,9 @@ class Starter(models.Model):
 
     race = models.ForeignKey(Race, on_delete=models.CASCADE, related_name="starters")
     horse = models.ForeignKey(Horse, on_delete=models.PROTECT, related_name="starts")
-    driver = models.ForeignKey(
-        Driver, on_delete=models.SET_NULL, null=True, blank=True, related_name="drives"
-    )
-    trainer = models.ForeignKey(
-        Trainer, on_delete=models.SET_NULL, null=True, blank=True, related_name="starters"
-    )
-    runner_number = models.PositiveSmallIntegerField(
-        null=True, blank=True, help_text="Saddlecloth number."
-    )
+    driver = models.ForeignKey(Driver, on_delete=models.SET_NULL, null=True, blank=True, related_name="drives")
+    trainer = models.ForeignKey(Trainer, on_delete=models.SET_NULL, null=True, blank=True, related_name="starters")
+    runner_number = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Saddlecloth number.")
     barrier = models.PositiveSmallIntegerField(null=True, blank=True)
     handicap_m = models.PositiveSmallIntegerField(
         "handicap (m)",
@@ -158,6 +156,11 @@ class Starter(models.Model):
         help_text="Final placing, 1 = winner. Dead heats share a placing.",
     )
     did_not_finish = models.BooleanField(default=False)
+    # Withdrawn from the race: it stays on the card, leaves the market and is not in the result.
+    scratched = models.BooleanField(default=False)
+    scratched_late = models.BooleanField(
+        "late scratching", default=False, help_text="Scratched after the race's market opened."
+    )
 
     class Meta:
         ordering = ["race", models.F("runner_number").asc(nulls_last=True), "pk"]
@@ -184,6 +187,11 @@ class Starter(models.Model):
             models.CheckConstraint(
                 condition=Q(did_not_finish=False) | Q(placing__isnull=True),
                 name="starter_dnf_has_no_placing",
+            ),
+            # A scratched horse did not run: no placing, no did-not-finish.
+            models.CheckConstraint(
+                condition=Q(scratched=False) | (Q(placing__isnull=True) & Q(did_not_finish=False)),
+                name="starter_scratched_has_no_result",
             ),
         ]
 
@@ -220,14 +228,18 @@ class OddsSnapshot(models.Model):
 class RaceUpdate(models.Model):
     """
     One numbered update of a race, as it was published: the log that a reconnecting client's
-    missed updates are replayed from, in order. ``data`` holds the odds
-    (``[{"horse_id", "odds"}]``) or the result (``[{"horse_id", "placing", "finished"}]``,
-    finishers first), exactly as they went out.
+    missed updates are replayed from, in order. ``data`` holds what went out, by ``kind``: the
+    odds (``[{"horse_id", "odds"}]``), a result, interim or official
+    (``[{"horse_id", "placing", "finished"}]``, finishers first), a status change or a starter's
+    change.
     """
 
     class Kind(models.TextChoices):
         ODDS = "odds", "Odds"
-        RESULT = "result", "Result"
+        STATUS = "status", "Status"  # data: {"status", "previous", "race_datetime", "reason"}
+        STARTER = "starter", "Starter"  # data: {"change", "starter": the starter as on the card}
+        INTERIM = "interim", "Interim result"  # data: as a result
+        RESULT = "result", "Official result"
 
     race = models.ForeignKey(Race, on_delete=models.CASCADE, related_name="updates")
     seq = models.PositiveBigIntegerField()
@@ -241,3 +253,55 @@ class RaceUpdate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.race_id} #{self.seq} {self.kind}"
+
+
+class Source(models.TextChoices):
+    """Who made a change to a race: kept with every status change and starter change."""
+
+    FEED = "feed", "Live feed"
+    ADMIN = "admin", "Race office"
+    SIMULATION = "simulation", "Simulation"
+
+
+class RaceStatusChange(models.Model):
+    """A race's move to a status (or a new start time), who made it, and why."""
+
+    race = models.ForeignKey(Race, on_delete=models.CASCADE, related_name="status_changes")
+    seq = models.PositiveBigIntegerField(help_text="The update number it went out as.")
+    status = models.CharField(max_length=10, choices=Race.Status)
+    previous = models.CharField(max_length=10, choices=Race.Status)
+    race_datetime = models.DateTimeField("start time", null=True, blank=True)
+    reason = models.CharField(max_length=200, blank=True)
+    source = models.CharField(max_length=12, choices=Source)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["race", "changed_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.race_id}: {self.previous} -> {self.status}"
+
+
+class StarterChange(models.Model):
+    """A change to a race's field after it was drawn: a scratching, a reinstatement, a new driver."""
+
+    class Change(models.TextChoices):
+        SCRATCHED = "scratched", "Scratched"
+        REINSTATED = "reinstated", "Reinstated"
+        DRIVER_CHANGED = "driver_changed", "Driver changed"
+
+    starter = models.ForeignKey(Starter, on_delete=models.CASCADE, related_name="changes")
+    seq = models.PositiveBigIntegerField(help_text="The update number it went out as.")
+    change = models.CharField(max_length=16, choices=Change)
+    driver_before = models.ForeignKey(Driver, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    driver_after = models.ForeignKey(Driver, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    source = models.CharField(max_length=12, choices=Source)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["starter", "changed_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.starter}: {self.change}"
