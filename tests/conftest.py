@@ -19,10 +19,35 @@ def require_service(available: bool, reason: str) -> None:
 
 
 @pytest.fixture
+def feed():
+    """An API client holding a feed user's token (the 'feed race' permission, not staff)."""
+    from django.contrib.auth.models import Permission, User
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    user = User.objects.create_user("tote-feed")
+    user.user_permissions.add(Permission.objects.get(codename="feed_race"))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+@pytest.fixture
 def redis_url() -> str:
     """The Redis the channel layer uses; the test is skipped (or failed in CI) without it."""
     require_service(bool(settings.REDIS_URL), "REDIS_URL is not set: this test needs Redis")
     return settings.REDIS_URL
+
+
+@pytest.fixture(autouse=True, scope="session")
+def fast_password_hashing():
+    """Hash the test users' passwords with MD5: the production hasher (PBKDF2, a million rounds)
+    costs about 0.3 s per user created and per login, which every admin test pays. Servers the
+    tests start keep the production hasher."""
+    from django.test import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -45,6 +70,15 @@ def server_database(tmp_path_factory) -> ServerDatabase:
 def daphne_server(server_database, tmp_path_factory):
     """A real Daphne serving the project, started as `make run` starts it."""
     server = start_daphne(server_database, log_dir=tmp_path_factory.mktemp("daphne"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def paced_server(server_database, tmp_path_factory):
+    """A real Daphne whose simulated markets send odds every 0.5-1 s (a race lasts about 7 s);
+    each test watches fixture races of its own."""
+    server = start_daphne(server_database, log_dir=tmp_path_factory.mktemp("paced"), SIMULATION_SPEEDUP="10")
     yield server
     server.stop()
 
@@ -73,10 +107,14 @@ async def stop_live_tasks():
     from channels.db import database_sync_to_async
     from django.db import connections
 
-    from live.fanout import race_fanout_close
-    from live.supervisor import simulation_supervisor_shutdown
+    from live.market.supervisor import simulation_supervisor_shutdown
+    from live.protocol.audience import audience_close
+    from live.protocol.fanout import race_fanout_close
+    from live.protocol.summaries import summary_board_close
 
     yield
     await simulation_supervisor_shutdown()
+    await summary_board_close()
+    await audience_close()
     await race_fanout_close()
     await database_sync_to_async(connections.close_all)()

@@ -6,7 +6,9 @@ in place before pytest-django reads ``racing.settings``.
 import os
 import uuid
 
-os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
+# Long and varied enough for the settings, which refuse weak keys with DEBUG off (as under plain
+# `pytest`, without make's DEBUG=1).
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-6f1c9a2e7b4d8035")
 # Redis keys of this run carry their own prefix: tests on a shared Redis touch nothing else.
 os.environ.setdefault("CHANNEL_LAYER_PREFIX", f"racing-test-{uuid.uuid4().hex[:12]}")
 # In-process tests render pages without collectstatic; server processes started by the tests

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
-from races.models import Driver, Horse, Meeting, Race, Starter, Trainer
+from races import lifecycle
+from races.models import Driver, Horse, Meeting, Race, Source, Starter, Trainer
+from races.services import Actor, race_result_record, race_status_change
 
 _sequence = itertools.count(1)
 
@@ -31,7 +33,7 @@ def race_create(*, starter_count: int = 8, meeting: Meeting | None = None, **fie
         "gait": Race.Gait.PACE,
         "weather": Race.Weather.FINE,
         "track_condition": Race.TrackCondition.GOOD,
-        "race_datetime": dt.datetime(2026, 12, 4, 6, 30, tzinfo=dt.timezone.utc),
+        "race_datetime": dt.datetime(2026, 12, 4, 6, 30, tzinfo=dt.UTC),
     }
     race = Race.objects.create(meeting=meeting, **{**defaults, **fields})
     for runner_number in range(1, starter_count + 1):
@@ -53,3 +55,21 @@ async def arace_create(**fields) -> Race:
     from channels.db import database_sync_to_async
 
     return await database_sync_to_async(race_create)(**fields)
+
+
+def race_at_status(status: str, *, starter_count: int = 4, **fields) -> Race:
+    """Create a race and take it to ``status`` as the race office would, each move logged (interim,
+    protest and official with placings 1..n in runner order)."""
+    race = race_create(starter_count=starter_count, **fields)
+    office, at = Actor(Source.ADMIN), dt.datetime(2026, 12, 4, 6, 0, tzinfo=dt.UTC)
+    if status in lifecycle.HAS_PLACINGS:
+        placings = {h: n for n, h in enumerate(race.starters.values_list("horse_id", flat=True), 1)}
+        official = status == lifecycle.OFFICIAL
+        race_result_record(race_id=race.pk, placings=placings, declared_at=at, source=Source.ADMIN, official=official)
+        if status == lifecycle.PROTEST:
+            race_status_change(race_id=race.pk, status=status, at=at, actor=office)
+    elif status != lifecycle.SCHEDULED:
+        for step in lifecycle.path_to(lifecycle.SCHEDULED, status):
+            race_status_change(race_id=race.pk, status=step, at=at, actor=office)
+    race.refresh_from_db()
+    return race

@@ -1,20 +1,28 @@
-"""Real server processes for end-to-end tests: a database they share and Daphne on a free port."""
+"""
+Real server processes, for the end-to-end tests and for the benchmark and the soak run (bench/):
+a prepared database, Daphne on a free port started as `make run` starts it, a Redis of one's own
+to kill and restart, and a forwarder to cut a service away. The one place that starts servers.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 FIXTURE = REPO_DIR / "fixtures" / "race_day.json"
 STARTUP_TIMEOUT_S = 30
+# Server processes run with DEBUG off, where the settings refuse a short or placeholder key.
+SERVER_SECRET_KEY = "end-to-end-servers-only-not-a-production-key-3e8b71d05a92c4f6"  # noqa: S105
 
 
 @dataclass
@@ -38,25 +46,51 @@ class ServerDatabase:
         finally:
             connection.close()
 
-    def race_of_its_own(self, *, copy_of: int) -> int:
+    def manage(self, *arguments: str, timeout_s: float = 120) -> str:
+        """Run ``manage.py`` with the servers' settings on this database; return its output."""
+        done = subprocess.run(
+            [sys.executable, "manage.py", *arguments],
+            cwd=REPO_DIR, env=server_environment(self), capture_output=True, text=True, timeout=timeout_s,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"manage.py {arguments[0]} failed:\n{done.stdout[-2000:]}{done.stderr[-3000:]}")
+        return done.stdout
+
+    def shell(self, script: str) -> str:
+        """Run Python in ``manage.py shell`` on this database; return the last line it printed."""
+        return self.manage("shell", "-v", "0", "-c", script).strip().splitlines()[-1]
+
+    def feed_token(self, *, username: str = "e2e-feed") -> str:
+        """Create a feed user (the 'feed race' permission) and return its API token."""
+        return self.shell(
+            "from django.contrib.auth.models import Permission, User\n"
+            "from rest_framework.authtoken.models import Token\n"
+            f"user, _ = User.objects.get_or_create(username={username!r})\n"
+            "user.user_permissions.add(Permission.objects.get(codename='feed_race'))\n"
+            "print(Token.objects.get_or_create(user=user)[0].key)\n"
+        )
+
+    def race_of_its_own(self, *, copy_of: int, status: str = "scheduled") -> int:
         """Create a race that no other test (or server) has touched, with the starters of race
-        ``copy_of``, and return its id."""
+        ``copy_of`` as drawn (whatever that race has lived since: no scratchings, no placings),
+        and return its id. ``status="open"``: its market is up already, so that
+        each odds posted is one update (a scheduled race's first odds open it first)."""
         script = (
             "from races.models import Race\n"
             f"source = Race.objects.get(pk={copy_of})\n"
             "starters = list(source.starters.all())\n"
             "number = max(source.meeting.races.values_list('race_number', flat=True)) + 1\n"
-            "race = Race.objects.create(meeting=source.meeting, race_number=number, distance_m=source.distance_m)\n"
+            "race = Race.objects.create(\n"
+            f"    meeting=source.meeting, race_number=number, distance_m=source.distance_m, status={status!r}\n"
+            ")\n"
             "for starter in starters:\n"
             "    starter.pk, starter.race = None, race\n"
+            "    starter.placing, starter.did_not_finish = None, False  # a fresh field: no result, ...\n"
+            "    starter.scratched, starter.scratched_late = False, False  # ... no scratchings\n"
             "    starter.save()\n"
             "print(race.pk)\n"
         )
-        done = subprocess.run(
-            [sys.executable, "manage.py", "shell", "-v", "0", "-c", script],
-            cwd=REPO_DIR, env=server_environment(self), capture_output=True, text=True, check=True, timeout=60,
-        )  # fmt: skip
-        return int(done.stdout.strip().splitlines()[-1])
+        return int(self.shell(script))
 
     def drop(self) -> None:
         if self.admin_url is None:
@@ -75,6 +109,7 @@ def server_environment(database: ServerDatabase, **overrides: str) -> dict[str, 
         "DJANGO_SETTINGS_MODULE": "racing.settings",
         "DATABASE_URL": database.url,
         "DEBUG": "0",
+        "SECRET_KEY": SERVER_SECRET_KEY,
         "PYTHONUNBUFFERED": "1",
         # Production static files: hashed names from a collected STATIC_ROOT, served by WhiteNoise.
         "STATICFILES_STORAGE": "whitenoise.storage.CompressedManifestStaticFilesStorage",
@@ -84,14 +119,14 @@ def server_environment(database: ServerDatabase, **overrides: str) -> dict[str, 
     return environment
 
 
-def prepare_server_database(directory: Path) -> ServerDatabase:
+def prepare_server_database(directory: Path, *, name_prefix: str = "racing_e2e") -> ServerDatabase:
     """Create a database for server processes (PostgreSQL if DATABASE_URL says so), migrated
     and loaded with the fixture race day as `make run` does, and collect their static files."""
     base_url = os.environ.get("DATABASE_URL", "")
     if base_url.startswith(("postgres://", "postgresql://")):
         import psycopg
 
-        name = f"racing_e2e_{uuid.uuid4().hex[:10]}"
+        name = f"{name_prefix}_{uuid.uuid4().hex[:10]}"
         parts = urlsplit(base_url)
         with psycopg.connect(base_url, autocommit=True) as connection:
             connection.execute(f'CREATE DATABASE "{name}"')
@@ -99,20 +134,12 @@ def prepare_server_database(directory: Path) -> ServerDatabase:
             url=urlunsplit(parts._replace(path=f"/{name}")), static_root=str(directory / "static"), admin_url=base_url
         )
     else:
-        database = ServerDatabase(url=f"sqlite:///{directory / 'server.sqlite3'}", static_root=str(directory / "static"))
-    environment = server_environment(database)
-    for command in (
-        ["migrate", "--noinput", "-v0"],
-        ["loaddata", str(FIXTURE), "-v0"],
-        ["collectstatic", "--noinput", "-v0"],
-    ):
-        subprocess.run(
-            [sys.executable, "manage.py", *command],
-            cwd=REPO_DIR,
-            env=environment,
-            check=True,
-            timeout=120,
+        database = ServerDatabase(
+            url=f"sqlite:///{directory / 'server.sqlite3'}", static_root=str(directory / "static")
         )
+    database.manage("migrate", "--noinput", "-v0")
+    database.manage("loaddata", str(FIXTURE), "-v0")
+    database.manage("collectstatic", "--noinput", "-v0")
     return database
 
 
@@ -122,12 +149,61 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def wait_listening(port: int, process: subprocess.Popen, log_path: Path, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
+    """Wait until ``process`` accepts connections on ``port``; raise with its log if it does not."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"{process.args[:3]} exited with {process.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}"
+            )
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(
+        f"nothing listened on {port} within {timeout_s} s:\n{log_path.read_text(errors='replace')[-3000:]}"
+    )
+
+
+def rss_bytes(pid: int) -> int:
+    """Return a process's resident memory."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 @dataclass
 class DaphneServer:
-    process: subprocess.Popen
+    """``python -m racing.server`` on a port of its own, which can be stopped, killed and started
+    again on the same port (the same log, appended to)."""
+
     port: int
     log_path: Path
     database: ServerDatabase
+    environment: dict[str, str]
+    extra_args: list[str] = field(default_factory=list)
+    process: subprocess.Popen | None = None
+
+    def start(self) -> DaphneServer:
+        log_file = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "racing.server", "--bind", "127.0.0.1", "--port", str(self.port), *self.extra_args],
+            cwd=REPO_DIR, env=self.environment, stdout=log_file, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        log_file.close()
+        try:
+            wait_listening(self.port, self.process, self.log_path)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
     def ws_url(self, path: str) -> str:
         return f"ws://127.0.0.1:{self.port}{path}"
@@ -138,42 +214,98 @@ class DaphneServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def health(self) -> dict:
+        """Return the process's /healthz counts."""
+        import urllib.request
+
+        with urllib.request.urlopen(self.http_url("/healthz"), timeout=10) as response:
+            return json.loads(response.read())
+
+    def kill(self) -> None:
+        """SIGKILL: no close frame to anyone, nothing cleaned up."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
     def stop(self) -> None:
-        if self.process.poll() is None:
+        if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
 
 
 def start_daphne(
-    database: ServerDatabase, *, log_dir: Path, port: int | None = None, **environment: str
+    database: ServerDatabase,
+    *,
+    log_dir: Path,
+    port: int | None = None,
+    extra_args: list[str] | None = None,
+    **environment: str,
 ) -> DaphneServer:
-    """Start ``python -m racing.server`` (what `make run` runs) and wait until it accepts."""
+    """Start ``python -m racing.server`` (what `make run` runs) with this run's settings on
+    ``database`` and ``environment`` on top, and Daphne's ``extra_args``; wait until it accepts."""
     port = port or free_port()
-    log_path = log_dir / f"daphne-{port}.log"
-    log_file = log_path.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "racing.server", "--bind", "127.0.0.1", "--port", str(port)],
-        cwd=REPO_DIR,
-        env=server_environment(database, **environment),
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
+    return DaphneServer(
+        port=port, log_path=log_dir / f"daphne-{port}.log", database=database,
+        environment=server_environment(database, **environment), extra_args=list(extra_args or []),
+    ).start()  # fmt: skip
+
+
+class OwnRedis:
+    """A redis-server of one's own on a spare port, so that it can be killed and restarted."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            ping = subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True)
+            if ping.stdout.strip() == "PONG":
+                return
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def feed_token(server: DaphneServer) -> str:
+    """Create a feed user in the server's database and return its API token."""
+    return server.database.feed_token()
+
+
+def post_json(url: str, body: object, token: str | None) -> tuple[int, dict]:
+    """POST ``body`` as JSON with a feed token; return the status and the JSON answer."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Token {token}"},
+        method="POST",
     )
-    server = DaphneServer(process=process, port=port, log_path=log_path, database=database)
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"Daphne exited with {process.returncode}:\n{server.log()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return server
-        except OSError:
-            time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"Daphne did not listen on {port} within {STARTUP_TIMEOUT_S} s:\n{server.log()}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
 
 
 class TcpForwarder:

@@ -56,7 +56,7 @@ def test_a_race_gets_its_starters_inline(admin_client):
     driver = Driver.objects.create(name="Jo Harrow")
     trainer = Trainer.objects.create(name="Ken Lysaght")
     starters = {}
-    for index, (horse, handicap_m) in enumerate(zip(horses, [0, 10])):
+    for index, (horse, handicap_m) in enumerate(zip(horses, [0, 10], strict=False)):
         starters.update({
             f"starters-{index}-runner_number": str(index + 1),
             f"starters-{index}-barrier": str(index + 1),

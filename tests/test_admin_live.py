@@ -11,9 +11,9 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.urls import reverse
 
-from racing.asgi import application
 from races.models import OddsSnapshot, Race
 from races.services import odds_snapshot_record
+from racing.asgi import application
 from tests import factories
 from tests.spec import assert_valid
 from tests.test_admin import inline_management
@@ -33,7 +33,7 @@ def change_form(race: Race, placings: list[tuple[int | None, bool]]) -> dict[str
         "gait": race.gait or "",
         **inline_management("starters", len(starters), len(starters)),
     }
-    for index, (starter, (placing, did_not_finish)) in enumerate(zip(starters, placings)):
+    for index, (starter, (placing, did_not_finish)) in enumerate(zip(starters, placings, strict=False)):
         data.update({
             f"starters-{index}-id": str(starter.pk),
             f"starters-{index}-race": str(race.pk),
@@ -62,15 +62,22 @@ async def test_placings_saved_in_the_admin_reach_connected_clients(admin_client)
     )
 
     assert response.status_code == 302
-    result = assert_valid(await communicator.receive_json_from())
-    horse_ids = await database_sync_to_async(lambda: list(race.starters.order_by("runner_number").values_list("horse_id", flat=True)))()
+    messages = [assert_valid(await communicator.receive_json_from()) for _ in range(3)]
+    # A scheduled race declared official in the admin closes, goes official, then has its result.
+    assert [(m["type"], m.get("status")) for m in messages] == [
+        ("race_status", "closed"), ("race_status", "official"), ("result_update", None)
+    ]  # fmt: skip
+    result = messages[-1]
+    horse_ids = await database_sync_to_async(
+        lambda: list(race.starters.order_by("runner_number").values_list("horse_id", flat=True))
+    )()
     assert result["results"] == [
         {"horse_id": horse_ids[2], "placing": 1, "finished": True},
         {"horse_id": horse_ids[0], "placing": 2, "finished": True},
         {"horse_id": horse_ids[1], "placing": None, "finished": False},
     ]
     stored = await database_sync_to_async(Race.objects.get)(pk=race.pk)
-    assert stored.status == Race.Status.FINISHED
+    assert stored.status == Race.Status.OFFICIAL
     await communicator.disconnect()
 
 
@@ -90,7 +97,7 @@ def test_saving_other_fields_broadcasts_nothing(admin_client):
     "placings, message",
     [
         ([(1, False), (None, False), (2, False)], "needs every starter placed or marked did-not-finish"),
-        ([(1, False), (3, False), (None, True)], "1 to 2 without gaps or duplicates"),
+        ([(1, False), (3, False), (None, True)], "(1, 1, 3), not 1, 3"),
         ([(1, False), (2, True), (3, False)], "did not finish has no placing"),
     ],
 )
@@ -109,11 +116,12 @@ def test_reset_clears_result_odds_and_the_feed_mark(admin_client):
     horse_ids = list(race.starters.values_list("horse_id", flat=True))
     odds_snapshot_record(race_id=race.pk, odds=[(horse_ids[0], 2.0)], source="feed", taken_at=race.race_datetime)
     race.starters.update(placing=1)
-    Race.objects.filter(pk=race.pk).update(status=Race.Status.FINISHED)
+    Race.objects.filter(pk=race.pk).update(status=Race.Status.OFFICIAL)
 
-    admin_client.post(
-        reverse("admin:races_race_changelist"), {"action": "reset_races", "_selected_action": [race.pk]}
-    )
+    chosen = {"action": "race_day_reset", "_selected_action": [race.pk]}
+    asked = admin_client.post(reverse("admin:races_race_changelist"), chosen)
+    assert asked.status_code == 200 and Race.objects.get(pk=race.pk).status == Race.Status.OFFICIAL  # confirm first
+    admin_client.post(reverse("admin:races_race_changelist"), {**chosen, "post": "yes"})
 
     race.refresh_from_db()
     assert (race.status, race.fed, race.result_declared_at) == (Race.Status.SCHEDULED, False, None)
@@ -135,10 +143,10 @@ async def test_start_simulation_runs_a_race_nobody_watches(async_client, setting
     assert response.status_code == 302
     for _ in range(200):
         stored = await database_sync_to_async(Race.objects.get)(pk=race.pk)
-        if stored.status == Race.Status.FINISHED:
+        if stored.status == Race.Status.OFFICIAL:
             break
         await asyncio.sleep(0.02)
-    assert stored.status == Race.Status.FINISHED
+    assert stored.status == Race.Status.OFFICIAL
     assert 6 <= await database_sync_to_async(OddsSnapshot.objects.filter(race=race).count)() <= 12
 
 

@@ -9,9 +9,9 @@ from channels.testing import WebsocketCommunicator
 from django.core.management import call_command
 from django.utils import timezone
 
-from racing.asgi import application
 from races.models import OddsSnapshot, Race
 from races.services import odds_snapshot_record, race_result_record
+from racing.asgi import application
 from tests import factories
 from tests.servers import FIXTURE
 from tests.spec import assert_valid
@@ -30,7 +30,12 @@ def test_meetings_are_listed_paginated_and_filtered(client, race_day):
     at_venue = client.get("/api/meetings/", {"venue": "addington"}).json()
 
     assert everything["count"] == 2
-    assert everything["results"][0] == {"code": "NZ_20261204_ADD", "venue": "Addington", "date": "2026-12-04", "race_count": 9}
+    assert everything["results"][0] == {
+        "code": "NZ_20261204_ADD",
+        "venue": "Addington",
+        "date": "2026-12-04",
+        "race_count": 9,
+    }
     assert [m["code"] for m in on_date["results"]] == ["NZ_20261205_AUK"]
     assert [m["code"] for m in at_venue["results"]] == ["NZ_20261204_ADD"]
 
@@ -44,12 +49,12 @@ def test_a_meeting_comes_with_its_races(client, race_day):
 
 
 def test_races_are_listed_and_filtered_by_date_meeting_and_status(client, race_day):
-    Race.objects.filter(pk=3).update(status=Race.Status.FINISHED)
+    Race.objects.filter(pk=3).update(status=Race.Status.OFFICIAL)
 
     all_races = client.get("/api/races/").json()
     by_date = client.get("/api/races/", {"date": "2026-12-04"}).json()
     by_meeting = client.get("/api/races/", {"meeting": "NZ_20261205_AUK"}).json()
-    finished = client.get("/api/races/", {"status": "finished"}).json()
+    finished = client.get("/api/races/", {"status": "official"}).json()
 
     assert all_races["count"] == 19
     first = all_races["results"][0]
@@ -61,13 +66,17 @@ def test_races_are_listed_and_filtered_by_date_meeting_and_status(client, race_d
 
 @pytest.mark.parametrize(
     "url, field",
-    [("/api/races/?date=4-12-2026", "date"), ("/api/races/?status=running", "status"), ("/api/meetings/?date=x", "date")],
+    [
+        ("/api/races/?date=4-12-2026", "date"),
+        ("/api/races/?status=running", "status"),
+        ("/api/meetings/?date=x", "date"),
+    ],
 )
 def test_bad_filters_are_refused_with_a_field_error(client, url, field):
     response = client.get(url)
 
     assert response.status_code == 400
-    assert field in response.json()
+    assert field in response.json()["errors"] and field in response.json()["detail"]
 
 
 @pytest.mark.parametrize("url", ["/api/meetings/", "/api/races/"])
@@ -109,7 +118,7 @@ def record_odds(race: Race, minutes: int, price: float) -> None:
         race_id=race.pk,
         odds=[(horse_id, price)],
         source=OddsSnapshot.Source.FEED,
-        taken_at=dt.datetime(2026, 12, 4, 6, minutes, tzinfo=dt.timezone.utc),
+        taken_at=dt.datetime(2026, 12, 4, 6, minutes, tzinfo=dt.UTC),
     )
 
 
@@ -150,7 +159,7 @@ def test_a_bad_since_is_refused(client, since):
 
     response = client.get(f"/api/races/{race.pk}/odds/", {"since": since})
 
-    assert response.status_code == 400 and "since" in response.json()
+    assert response.status_code == 400 and "since" in response.json()["errors"]
 
 
 def test_a_race_without_odds_or_result_says_so(client):
@@ -175,7 +184,7 @@ def test_results_read_finishers_by_placing_then_non_finishers(client):
 
     body = client.get(f"/api/races/{race.pk}/results/").json()
 
-    assert body["status"] == "finished"
+    assert body["status"] == "official"
     assert body["results"] == [
         {"horse_id": horse_ids[2], "placing": 1, "finished": True},
         {"horse_id": horse_ids[0], "placing": 2, "finished": True},
@@ -214,7 +223,10 @@ def test_a_meeting_and_a_result_read_in_a_fixed_number_of_queries(client, django
     for race in (small, big):
         horse_ids = list(race.starters.values_list("horse_id", flat=True))
         race_result_record(
-            race_id=race.pk, placings={h: i for i, h in enumerate(horse_ids, 1)}, declared_at=timezone.now(), source="feed"
+            race_id=race.pk,
+            placings={h: i for i, h in enumerate(horse_ids, 1)},
+            declared_at=timezone.now(),
+            source="feed",
         )
 
     for race in (small, big):

@@ -14,7 +14,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.conftest import require_service
-from tests.servers import REPO_DIR, server_environment
+from tests.servers import REPO_DIR, feed_token, post_json, server_environment
 from tests.spec import assert_valid, spec_example
 from tests.wsclient import next_message, race_socket
 
@@ -62,9 +62,7 @@ async def test_garbage_gets_an_error_and_the_socket_stays_open(daphne_server):
 
 
 async def test_a_frame_over_64_kib_is_closed_with_1009(daphne_server):
-    async with websockets.connect(
-        daphne_server.ws_url(f"/ws/races/{FIXTURE_RACE_ID}"), max_size=None
-    ) as ws:
+    async with websockets.connect(daphne_server.ws_url(f"/ws/races/{FIXTURE_RACE_ID}"), max_size=None) as ws:
         await ws.recv()
         await ws.send("x" * (64 * 1024 + 1))
         with pytest.raises(ConnectionClosed) as closed:
@@ -75,9 +73,7 @@ async def test_a_frame_over_64_kib_is_closed_with_1009(daphne_server):
 
 async def test_a_browser_from_another_site_is_refused(daphne_server):
     with pytest.raises(InvalidStatus) as refused:
-        await websockets.connect(
-            daphne_server.ws_url(f"/ws/races/{FIXTURE_RACE_ID}"), origin="https://evil.example"
-        )
+        await websockets.connect(daphne_server.ws_url(f"/ws/races/{FIXTURE_RACE_ID}"), origin="https://evil.example")
 
     assert refused.value.response.status_code == 403
 
@@ -114,10 +110,17 @@ def test_the_specs_python_example_prints_initial_state_then_subscribed(daphne_se
     example = spec_example("python").replace("localhost:8000", f"localhost:{daphne_server.port}")
     example = example.replace("12345", str(FIXTURE_RACE_ID))
 
-    lines = _run_until([sys.executable, "-u", "-c", example], expect_lines=2)
+    lines = _run_until([sys.executable, "-u", "-c", example], expect_lines=3)
 
     assert lines[0].startswith("[initial_state] {'type': 'initial_state'")
-    assert lines[1].startswith(f"[subscribed] {{'type': 'subscribed', 'race_id': {FIXTURE_RACE_ID}, 'epoch': ")
+    # The race's latest odds may come first: the stream starts on connecting, subscribe or not.
+    subscribed = next(line for line in lines[1:] if line.startswith("[subscribed]"))
+    assert subscribed.startswith(f"[subscribed] {{'type': 'subscribed', 'race_id': {FIXTURE_RACE_ID}, 'epoch': ")
+    # The simulation the client started opens the market first (race_status, which the spec's
+    # example prints like any other message), after any scratching it announces before it.
+    assert all(
+        line.startswith(("[subscribed]", "[starter_update]", "[race_status]", "[odds_update]")) for line in lines[1:]
+    )
 
 
 def test_the_specs_javascript_example_connects_and_is_subscribed(daphne_server):
@@ -130,28 +133,32 @@ def test_the_specs_javascript_example_connects_and_is_subscribed(daphne_server):
     flags = ["--experimental-websocket"] if version.startswith("v20.") or version.startswith("v21.") else []
 
     # console.log prints a message object over several lines; keep the first line of each.
-    lines = _run_until([node, *flags, "-e", example], expect_lines=3, prefixes=("Connected", "Received:"))
+    lines = _run_until([node, *flags, "-e", example], expect_lines=4, prefixes=("Connected", "Received:"))
 
     assert lines[0] == "Connected"
     assert lines[1].startswith("Received: initial_state")
-    assert lines[2].startswith("Received: subscribed")
+    assert any(line.startswith("Received: subscribed") for line in lines[2:])
+    assert all(
+        line.startswith(
+            ("Received: subscribed", "Received: starter_update", "Received: race_status", "Received: odds_update")
+        )
+        for line in lines[2:]
+    )
 
 
 def test_a_message_published_from_another_process_reaches_a_client(daphne_server, redis_url):
     async def listen_while_publishing() -> list[dict]:
         url = daphne_server.ws_url(f"/ws/races/{FIXTURE_RACE_ID}")
-        async with race_socket(url) as (ws, initial, subscribed):
-            while subscribed["seq"] > 0:  # the race's latest odds, sent on subscribing
-                if (await next_message(ws))["seq"] == subscribed["seq"]:
-                    break
-            horse_ids = [s["horse_id"] for s in initial["data"]["starters"]]
+        async with race_socket(url) as (ws, _, _):
             # Stored and announced by another process, as the feed API or a simulator does.
             publisher = textwrap.dedent(
                 f"""
                 from django.utils import timezone
                 from races.services import odds_snapshot_record
+                from races.models import Starter
+                runners = Starter.objects.filter(race_id={FIXTURE_RACE_ID}, scratched=False)  # as of now
                 odds_snapshot_record(
-                    race_id={FIXTURE_RACE_ID}, odds=[(h, 4.2) for h in {horse_ids!r}],
+                    race_id={FIXTURE_RACE_ID}, odds=[(s.horse_id, 4.2) for s in runners],
                     source="simulation", taken_at=timezone.now(), market_elapsed_s=0.0,
                 )
                 """
@@ -164,7 +171,7 @@ def test_a_message_published_from_another_process_reaches_a_client(daphne_server
             )  # fmt: skip
             while True:  # the server's own simulation of the race may send odds meanwhile
                 update = await next_message(ws)
-                if {o["odds"] for o in update["odds"]} == {4.2}:
+                if update["type"] == "odds_update" and {o["odds"] for o in update["odds"]} == {4.2}:
                     return [update]
 
     [update] = asyncio.run(listen_while_publishing())
@@ -189,66 +196,35 @@ async def test_an_idle_client_over_redis_stays_connected(daphne_server, redis_ur
     assert "Timeout reading" not in daphne_server.log()
 
 
-def _feed_token(server) -> str:
-    """Create a feed user in the server's database and return its API token."""
-    script = (
-        "from django.contrib.auth.models import Permission, User\n"
-        "from rest_framework.authtoken.models import Token\n"
-        "user, _ = User.objects.get_or_create(username='e2e-feed')\n"
-        "user.user_permissions.add(Permission.objects.get(codename='feed_race'))\n"
-        "print(Token.objects.get_or_create(user=user)[0].key)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", script],
-        cwd=REPO_DIR, env=server_environment(server.database), capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
-    return done.stdout.strip().splitlines()[-1]
-
-
-def _post_json(url: str, body: object, token: str) -> tuple[int, dict]:
-    import urllib.error
-    import urllib.request
-
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "Authorization": f"Token {token}"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as refused:
-        return refused.code, json.loads(refused.read())
-
-
 async def test_a_feed_post_reaches_a_real_client(daphne_server):
     race_id = 9
-    token = await asyncio.to_thread(_feed_token, daphne_server)
+    token = await asyncio.to_thread(feed_token, daphne_server)
     async with race_socket(daphne_server.ws_url(f"/ws/races/{race_id}")) as (ws, initial, _):
         horse_ids = [s["horse_id"] for s in initial["data"]["starters"]]
         odds = [{"horse_id": h, "odds": round(2 + i * 1.5, 2)} for i, h in enumerate(horse_ids)]
-        results = {
-            "results": [{"horse_id": h, "placing": i, "finished": True} for i, h in enumerate(horse_ids, 1)]
-        }
+        results = {"results": [{"horse_id": h, "placing": i, "finished": True} for i, h in enumerate(horse_ids, 1)]}
 
         odds_status, _ = await asyncio.to_thread(
-            _post_json, daphne_server.http_url(f"/api/races/{race_id}/odds/"), odds, token
+            post_json, daphne_server.http_url(f"/api/races/{race_id}/odds/"), odds, token
         )
-        odds_update = assert_valid(json.loads(await asyncio.wait_for(ws.recv(), 5)))
         result_status, _ = await asyncio.to_thread(
-            _post_json, daphne_server.http_url(f"/api/races/{race_id}/results/"), results, token
+            post_json, daphne_server.http_url(f"/api/races/{race_id}/results/"), results, token
         )
-        result_update = assert_valid(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+        received = []
+        while not received or received[-1]["type"] != "result_update":
+            received.append(assert_valid(json.loads(await asyncio.wait_for(ws.recv(), 5))))
 
     assert (odds_status, result_status) == (201, 201)
-    assert odds_update["odds"] == odds
-    assert result_update["results"] == results["results"]
+    # The race's simulation may have opened the market (and priced it) before the feed took over.
+    assert [m["seq"] for m in received] == list(range(received[0]["seq"], received[0]["seq"] + len(received)))
+    assert [m["status"] for m in received if m["type"] == "race_status"][-2:] == ["closed", "official"]
+    assert [m for m in received if m["type"] == "odds_update"][-1]["odds"] == odds
+    assert received[-1]["results"] == results["results"]
 
 
 async def test_a_feed_post_without_a_token_is_refused_with_json(daphne_server):
     status, body = await asyncio.to_thread(
-        _post_json, daphne_server.http_url("/api/races/9/odds/"), [{"horse_id": 1, "odds": 2.0}], "wrong"
+        post_json, daphne_server.http_url("/api/races/9/odds/"), [{"horse_id": 1, "odds": 2.0}], "wrong"
     )
 
     assert status == 401 and body["detail"]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 import socket
 import time
 import urllib.request
@@ -12,6 +10,7 @@ import urllib.request
 import pytest
 from websockets.sync.client import connect
 
+from tests.rawws import handshake
 from tests.servers import start_daphne
 
 pytestmark = pytest.mark.e2e
@@ -26,13 +25,8 @@ def health(server) -> dict:
 
 def open_and_go_silent(port: int) -> socket.socket:
     """Open a WebSocket by hand, then neither read nor answer anything: a phone gone off the air."""
-    peer = socket.create_connection(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    peer.sendall(
-        f"GET /ws/races/{RACE_ID} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    assert peer.recv(4096).startswith(b"HTTP/1.1 101")
+    peer, head, _ = handshake(port, f"/ws/races/{RACE_ID}")
+    assert head.startswith(b"HTTP/1.1 101")
     return peer
 
 
@@ -43,9 +37,7 @@ def test_a_peer_that_stops_answering_pings_is_dropped_and_a_live_one_is_kept(ser
     )  # fmt: skip
     try:
         with connect(server.ws_url(f"/ws/races/{RACE_ID}")) as live:  # answers pings by itself
-            live.recv(timeout=5)
-            live.send(json.dumps({"type": "subscribe", "race_id": RACE_ID}))
-            live.recv(timeout=5)
+            live.recv(timeout=5)  # initial_state; it only listens from here
             silent = open_and_go_silent(server.port)
             deadline = time.monotonic() + 5
             while health(server)["websocket_connections"] < 2:

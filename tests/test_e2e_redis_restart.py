@@ -9,10 +9,8 @@ import time
 
 import pytest
 
-from bench.soak import OwnRedis  # a redis-server on a spare port, to kill and restart
 from tests.conftest import require_service
-from tests.servers import start_daphne
-from tests.test_e2e_daphne import _feed_token, _post_json
+from tests.servers import OwnRedis, feed_token, post_json, start_daphne
 from tests.wsclient import next_message, race_socket
 
 pytestmark = pytest.mark.e2e
@@ -22,17 +20,21 @@ RACE_ID = 17  # a fixture race no other test uses
 
 @pytest.fixture
 def own_redis(tmp_path):
-    require_service(shutil.which("redis-server") is not None, "redis-server is not installed: this test restarts its own Redis")
+    require_service(
+        shutil.which("redis-server") is not None, "redis-server is not installed: this test restarts its own Redis"
+    )
     redis = OwnRedis(tmp_path)
     redis.start()
     yield redis
     redis.stop()
 
 
-async def test_a_redis_restart_is_survived_and_updates_flow_again_to_both_processes(server_database, own_redis, tmp_path):
+async def test_a_redis_restart_is_survived_and_updates_flow_again_to_both_processes(
+    server_database, own_redis, tmp_path
+):
     environment = {"REDIS_URL": own_redis.url, "SIMULATION_ENABLED": "0", "CHANNEL_LAYER_PREFIX": "restart"}
     servers = [start_daphne(server_database, log_dir=tmp_path, **environment) for _ in range(2)]
-    token = await asyncio.to_thread(_feed_token, servers[0])
+    token = await asyncio.to_thread(feed_token, servers[0])
     post_url = servers[0].http_url(f"/api/races/{RACE_ID}/odds/")
     try:
         async with contextlib.AsyncExitStack() as stack:
@@ -46,16 +48,16 @@ async def test_a_redis_restart_is_survived_and_updates_flow_again_to_both_proces
 
             async def post(price: float) -> None:
                 body = [{"horse_id": s["horse_id"], "odds": price} for s in starters]
-                status, _ = await asyncio.to_thread(_post_json, post_url, body, token)
+                status, _ = await asyncio.to_thread(post_json, post_url, body, token)
                 assert status == 201  # stored, even while it cannot be broadcast
 
             async def receive_up_to(seq: int) -> None:
-                for client, messages in zip(clients, received):
+                for client, messages in zip(clients, received, strict=False):
                     while not messages or messages[-1]["seq"] < seq:
                         messages.append(await next_message(client, 10))
 
             await post(3.0)
-            await receive_up_to(first_seq := 1)
+            await receive_up_to(first_seq := 2)  # the market opening (1), then these odds
             own_redis.stop()
             await asyncio.sleep(1.0)
             own_redis.start()
@@ -70,7 +72,7 @@ async def test_a_redis_restart_is_survived_and_updates_flow_again_to_both_proces
                 try:
                     await asyncio.wait_for(receive_up_to(last_seq), 3)
                     break
-                except (TimeoutError, asyncio.TimeoutError):
+                except TimeoutError:
                     assert time.monotonic() < deadline, "updates never flowed again after the restart"
         health = [server.process.poll() for server in servers]
     finally:
@@ -78,6 +80,40 @@ async def test_a_redis_restart_is_survived_and_updates_flow_again_to_both_proces
             server.stop()
 
     for messages in received:  # every stored update, on both processes, once each, in order
-        assert [m["seq"] for m in messages] == list(range(first_seq, last_seq + 1))
-        assert [m["odds"][0]["odds"] for m in messages] == [3.0] + [4.0] * (last_seq - first_seq)
+        assert [m["seq"] for m in messages] == list(range(1, last_seq + 1))
+        assert (messages[0]["type"], messages[0]["status"]) == ("race_status", "open")
+        assert [m["odds"][0]["odds"] for m in messages[1:]] == [3.0] + [4.0] * (last_seq - first_seq)
     assert health == [None, None]  # both servers stayed up
+
+
+async def test_a_race_abandoned_while_redis_restarts_reaches_both_processes_clients_once_it_is_back(
+    server_database, own_redis, tmp_path
+):
+    # Found by the soak run: a feed abandoned a race while Redis was down. The abandonment was
+    # stored but its broadcast lost, and as the race's last update no later one filled the gap:
+    # every fan, on both processes, waited for it until they reconnected.
+    race_id = await asyncio.to_thread(server_database.race_of_its_own, copy_of=RACE_ID, status="open")
+    environment = {"REDIS_URL": own_redis.url, "SIMULATION_ENABLED": "0", "CHANNEL_LAYER_PREFIX": "restart"}
+    servers = [start_daphne(server_database, log_dir=tmp_path, **environment) for _ in range(2)]
+    token = await asyncio.to_thread(feed_token, servers[0])
+    status_url = servers[0].http_url(f"/api/races/{race_id}/status/")
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            clients = [
+                (await stack.enter_async_context(race_socket(server.ws_url(f"/ws/races/{race_id}"))))[0]
+                for server in servers
+            ]
+            own_redis.stop()
+            body = {"status": "abandoned", "reason": "Track unsafe"}
+            status, _ = await asyncio.to_thread(post_json, status_url, body, token)
+            assert status == 201  # stored, though it cannot be broadcast
+            own_redis.start()
+            # Nothing is published after it: each process sends it from the log once back in its
+            # race groups.
+            received = [await next_message(client, 20) for client in clients]
+    finally:
+        for server in servers:
+            server.stop()
+
+    for message in received:
+        assert (message["type"], message["seq"], message["status"]) == ("race_status", 1, "abandoned")

@@ -3,6 +3,7 @@ from the race's update log, slow readers closed."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from types import SimpleNamespace
@@ -10,7 +11,8 @@ from types import SimpleNamespace
 import pytest
 from channels.db import database_sync_to_async
 
-from live.fanout import RaceFanout
+from live.protocol.broadcasting import race_group_name
+from live.protocol.fanout import RaceFanout
 
 
 class FakeTransport:
@@ -48,12 +50,13 @@ class FakeClient:
             transport=self.transport,
             factory=SimpleNamespace(prepareMessage=lambda payload: SimpleNamespace(payloadHybi=b"frame:" + payload)),
             sendPreparedMessage=lambda prepared: self.transport.write(prepared.payloadHybi),
-            sendClose=self.close,
+            sendCloseFrame=self.close,
+            closeHandshakeTimeout=1,
         )
         self.taken: list[str] = []
 
-    def close(self, code: int, reason: str) -> None:
-        self.closed_with = (code, reason)
+    def close(self, code: int, reasonUtf8: bytes, isReply: bool) -> None:
+        self.closed_with = (code, reasonUtf8.decode("utf-8"))
         self.websocket_protocol.state = 4
 
     def takes(self, event) -> bool:
@@ -94,6 +97,8 @@ async def test_a_client_that_stopped_reading_is_closed_with_4008_and_skipped(fan
     await fanout._deliver(event(2))
 
     assert stalled.closed_with == (4008, "Client too slow: updates were not read")
+    # It may read what is on its way, close frame last, before the connection is dropped.
+    assert stalled.websocket_protocol.closeHandshakeTimeout == settings.WEBSOCKET_SLOW_CLOSE_GRACE_S
     assert stalled.transport._tempDataLen == 0  # nothing more was queued for it
     assert reader.transport.sent == [b"frame:update 1", b"frame:update 2"]
 
@@ -119,16 +124,17 @@ async def test_a_late_second_copy_of_an_update_is_not_delivered_again(fanout):
 
 
 def _logged_race(updates: int):
-    from races.models import RaceUpdate
+    from races.models import Race, RaceUpdate
     from tests import factories
 
     race = factories.race_create(starter_count=2)
     horse_id = race.starters.first().horse_id
     for seq in range(1, updates + 1):
         RaceUpdate.objects.create(
-            race=race, seq=seq, kind="odds", published_at=dt.datetime(2026, 12, 4, 6, 0, seq, tzinfo=dt.timezone.utc),
+            race=race, seq=seq, kind="odds", published_at=dt.datetime(2026, 12, 4, 6, 0, seq, tzinfo=dt.UTC),
             data=[{"horse_id": horse_id, "odds": 2.0 + seq}],
         )  # fmt: skip
+    Race.objects.filter(pk=race.pk).update(update_seq=updates, updates_epoch=event(1)["epoch"])
     return race
 
 
@@ -143,7 +149,10 @@ async def test_an_update_whose_broadcast_was_lost_is_sent_from_the_log_before_th
 
     assert client.taken == [1, 2, 3, 4]
     filled = [json.loads(frame.removeprefix(b"frame:")) for frame in client.transport.sent[1:3]]
-    assert [(m["type"], m["seq"], m["odds"][0]["odds"]) for m in filled] == [("odds_update", 2, 4.0), ("odds_update", 3, 5.0)]
+    assert [(m["type"], m["seq"], m["odds"][0]["odds"]) for m in filled] == [
+        ("odds_update", 2, 4.0),
+        ("odds_update", 3, 5.0),
+    ]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -155,6 +164,51 @@ async def test_the_first_update_after_joining_fills_the_gap_from_what_clients_we
     await fanout._deliver(event(3, race.pk))
 
     assert client.taken == [2, 3]
+
+
+class RedisRestartingLayer:
+    """A channel layer whose Redis restarts once under the fan-out: the receive waiting on it
+    fails, joining works again, and then nothing more is ever broadcast."""
+
+    def __init__(self) -> None:
+        self.receives = 0
+        self.joined: list[str] = []
+
+    async def receive(self, channel: str) -> dict:
+        self.receives += 1
+        if self.receives == 1:
+            raise ConnectionError("Connection closed by server.")
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def group_add(self, group: str, channel: str) -> None:
+        self.joined.append(group)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_last_update_stored_while_redis_restarted_is_sent_once_the_fanout_is_back(fanout, monkeypatch):
+    # Found by the soak run: a feed abandoned a race while Redis restarted. The broadcast was lost,
+    # and no later update came to fill the gap: every fan waited until they reconnected.
+    race = await database_sync_to_async(_logged_race)(3)
+    client = FakeClient()
+    fanout.subscribers[race.pk] = {client}
+    fanout._joined.add(race.pk)
+    await fanout._deliver(event(1, race.pk))
+    await fanout._deliver(event(2, race.pk))  # 3 is stored, its broadcast lost with Redis
+    monkeypatch.setattr("live.protocol.fanout.RECEIVE_RETRY_S", 0.01)
+    fanout.layer, fanout.channel = RedisRestartingLayer(), "race-fanout.test!"
+
+    receiving = asyncio.create_task(fanout._receive_forever())
+    try:
+        async with asyncio.timeout(5):
+            while client.taken != [1, 2, 3]:
+                await asyncio.sleep(0.01)
+    finally:
+        receiving.cancel()
+        await asyncio.gather(receiving, return_exceptions=True)
+
+    assert fanout.layer.joined == [race_group_name(race.pk)]
+    assert json.loads(client.transport.sent[-1].removeprefix(b"frame:"))["seq"] == 3
 
 
 async def test_a_client_refused_because_the_channel_layer_is_down_leaves_nothing_behind(fanout, monkeypatch):

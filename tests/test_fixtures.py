@@ -57,3 +57,16 @@ def test_every_race_card_reads_in_two_queries(django_assert_num_queries):
             card = race_card_get(race_id=race_id)
         numbers = [s["runner_number"] for s in card["starters"]]
         assert numbers == sorted(numbers)
+
+
+def test_the_fixture_file_is_what_its_generator_writes():
+    """Ensure fixtures/race_day.json was not edited by hand (or the generator changed without it)."""
+    import importlib.util
+
+    from tests.servers import REPO_DIR
+
+    spec = importlib.util.spec_from_file_location("generate_race_day", REPO_DIR / "fixtures" / "generate_race_day.py")
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+
+    assert generator.render(generator.build()) == FIXTURE.read_text(encoding="utf-8")

@@ -6,14 +6,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from urllib.parse import quote, urlencode
 
 import pytest
 from channels.testing import WebsocketCommunicator
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
-from live.fanout import race_fanout, race_fanout_close
-from live.limits import connections_per_address
-from live.supervisor import simulation_supervisor_shutdown
+from live.market.supervisor import simulation_supervisor_shutdown
+from live.protocol.audience import audience_close
+from live.protocol.fanout import race_fanout, race_fanout_close
+from live.protocol.limits import connections_per_address
 from racing.asgi import application
 from tests import factories
 
@@ -50,18 +54,28 @@ text_frames = st.one_of(
     # JSON escapes of lone surrogates: valid JSON that decodes to text no UTF-8 can carry.
     st.text(st.characters(categories=["Cs"]), min_size=1, max_size=3).map(lambda t: json.dumps({"type": t})),
     st.integers(min_value=1, max_value=40_000).map(lambda depth: "[" * depth + "]" * depth),
-    st.integers(min_value=1, max_value=6_000).map(lambda digits: '{"type": "subscribe", "race_id": ' + "7" * digits + "}"),
+    st.integers(min_value=1, max_value=6_000).map(
+        lambda digits: '{"type": "subscribe", "race_id": ' + "7" * digits + "}"
+    ),
     st.integers(min_value=60_000, max_value=1024 * 1024).map(lambda size: "x" * size),  # up to 1 MiB
 )
 frames = st.one_of(text_frames.map(lambda t: ("text", t)), st.binary(max_size=2048).map(lambda b: ("bytes", b)))
 
 
-async def exchange(race_id: int, sent: list[tuple[str, object]]) -> list[dict]:
-    """Send the frames on one connection; return what came back, checking each as it comes."""
-    communicator = WebsocketCommunicator(application, f"/ws/races/{race_id}")
+async def exchange(race_id: int, sent: list[tuple[str, object]], query: str = "") -> list[dict]:
+    """Connect (with ``query`` after the path), send the frames on the one connection; return
+    what came back, checking each as it comes."""
+    communicator = WebsocketCommunicator(application, f"/ws/races/{race_id}" + (f"?{query}" if query else ""))
     connected, _ = await communicator.connect()
     assert connected
     assert json.loads((await communicator.receive_output(timeout=5))["text"])["type"] == "initial_state"
+    # A resume asked for in the URL is answered (subscribed), or refused as an error; either way
+    # the race is served (it has no updates: nothing else follows).
+    while not await communicator.receive_nothing(timeout=0.05):
+        opening = json.loads((await communicator.receive_output(timeout=5))["text"])
+        assert opening["type"] in {"subscribed", "error"}, opening
+        if opening["type"] == "error":
+            assert opening["code"] == 4400 and 0 < len(opening["message"]) <= 300
     replies = []
     closed = False
     try:
@@ -78,9 +92,6 @@ async def exchange(race_id: int, sent: list[tuple[str, object]]) -> list[dict]:
             reply["text"].encode("utf-8")  # a real server must be able to put it on the wire
             message = json.loads(reply["text"])
             assert message["type"] in {"error", "subscribed", "pong"}, message
-            if message.get("resumed") is False:  # the race afresh follows (it has no updates)
-                fresh = json.loads((await communicator.receive_output(timeout=5))["text"])
-                assert fresh["type"] == "initial_state", fresh
             if message["type"] == "error":
                 assert message["code"] == 4400 and 0 < len(message["message"]) <= 300
         if not closed:  # still serving after all that
@@ -97,16 +108,30 @@ def race_id(settings) -> int:
     return factories.race_create(starter_count=3).pk
 
 
-@hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(sent=st.lists(frames, min_size=1, max_size=4))
-def test_any_frames_get_an_error_or_a_documented_close_and_leave_nothing_behind(race_id, sent, caplog):
+# Query strings as a client could put them in the URL: resumes of any shape, and junk.
+queries = st.one_of(
+    st.just(""),
+    st.fixed_dictionaries(
+        {}, optional={"last_seq": st.integers(min_value=-5, max_value=2**70).map(str) | st.text(max_size=12),
+                      "epoch": st.text(max_size=70), "other": st.text(max_size=5)},
+    ).map(urlencode),
+    st.text(max_size=40).map(lambda text: quote(text, safe="=&")),
+)  # fmt: skip
+
+
+@hypothesis_settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(sent=st.lists(frames, min_size=1, max_size=4), query=queries)
+def test_any_frames_get_an_error_or_a_documented_close_and_leave_nothing_behind(race_id, sent, query, caplog):
     async def run() -> None:
         tasks_before = len(asyncio.all_tasks())
-        await exchange(race_id, sent)
+        await exchange(race_id, sent, query)
         await asyncio.sleep(0)
         assert race_id not in race_fanout().subscribers
         await race_fanout_close()
         await simulation_supervisor_shutdown()
+        await audience_close()  # the viewer counts' task ends with the process's last viewer
         assert len(asyncio.all_tasks()) <= tasks_before
 
     with caplog.at_level(logging.ERROR):

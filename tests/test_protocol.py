@@ -14,12 +14,12 @@ from channels.testing import WebsocketCommunicator
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
-from live import broadcasting, messages
-from live.broadcasting import publish_odds_update, publish_result_update, race_group_name
-from live.fanout import race_fanout
-from live.messages import HorseOdds, HorseResult
-from racing.asgi import application
+from live.protocol import broadcasting, messages
+from live.protocol.broadcasting import publish_odds_update, publish_result_update, race_group_name
+from live.protocol.fanout import race_fanout
+from live.protocol.messages import HorseOdds, HorseResult
 from races.models import Race, Starter
+from racing.asgi import application
 from tests import factories
 from tests.spec import assert_valid
 
@@ -27,11 +27,11 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 
 RACE_FIELDS = {
     "id", "meeting_id", "race_number", "distance_m", "start_type", "gait", "weather",
-    "track_condition", "race_datetime", "venue", "meeting_date",
+    "track_condition", "race_datetime", "venue", "meeting_date", "status",
 }  # fmt: skip
 STARTER_FIELDS = {
     "id", "horse_id", "horse_name", "driver_id", "driver_name", "trainer_id", "trainer_name",
-    "runner_number", "barrier", "handicap_m", "placing", "did_not_finish",
+    "runner_number", "barrier", "handicap_m", "placing", "did_not_finish", "scratched",
 }  # fmt: skip
 
 
@@ -40,9 +40,9 @@ def race() -> Race:
     return factories.race_create(starter_count=8)
 
 
-async def connect(path: str, *, subscribe: bool = True) -> tuple[WebsocketCommunicator, dict]:
-    """Connect (and subscribe, as the spec's clients do) and return the communicator with the
-    first message it received."""
+async def connect(path: str, *, subscribe: bool = False) -> tuple[WebsocketCommunicator, dict]:
+    """Connect (and, if asked, subscribe as the spec's clients do) and return the communicator
+    with the first message it received. A client that only listens is served the same stream."""
     communicator = WebsocketCommunicator(application, path)
     connected, _ = await communicator.connect()
     assert connected
@@ -251,9 +251,7 @@ async def test_odds_and_results_reach_every_client_of_the_race_only(race):
     first, _ = await connect(f"/ws/races/{race.pk}")
     second, _ = await connect(f"/ws/races/{race.pk}")
     bystander, _ = await connect(f"/ws/races/{other_race.pk}")
-    horse_ids = await database_sync_to_async(
-        lambda: list(race.starters.values_list("horse_id", flat=True))
-    )()
+    horse_ids = await database_sync_to_async(lambda: list(race.starters.values_list("horse_id", flat=True)))()
 
     await publish_odds_update(
         race_id=race.pk, epoch=race.updates_epoch, seq=1,
@@ -311,9 +309,9 @@ async def test_an_unexpected_error_closes_1011_with_a_reason_and_others_carry_on
         raise RuntimeError("database on fire")
 
     other_race = await database_sync_to_async(factories.race_create)(starter_count=2)
-    monkeypatch.setattr("live.consumers.race_card_get", explode)
+    monkeypatch.setattr("live.protocol.streams.race_card_get", explode)
     victim = WebsocketCommunicator(application, f"/ws/races/{other_race.pk}")
-    with caplog.at_level(logging.ERROR, logger="live.consumers"):
+    with caplog.at_level(logging.ERROR, logger="live.protocol.connection"):
         connected, _ = await victim.connect()
         closing = await victim.receive_output(timeout=5)
 
@@ -362,44 +360,47 @@ def test_messages_module_builds_every_server_message_type():
     assert built == {"subscribed", "initial_state", "odds_update", "result_update", "error"}
 
 
-async def test_an_update_published_while_a_client_connects_arrives_once_after_subscribed(race, monkeypatch):
-    import live.consumers
+async def test_an_update_published_while_a_client_connects_arrives_once_right_after_initial_state(race, monkeypatch):
+    import live.protocol.streams
 
-    real_read = live.consumers._race_card
+    real_read = live.protocol.streams._race_card
 
     async def read_while_an_update_is_published(race_id):
-        await publish_odds_update(race_id=race_id, epoch=race.updates_epoch, seq=1, odds=[HorseOdds(horse_id=1, odds=3.0)])
+        await publish_odds_update(
+            race_id=race_id, epoch=race.updates_epoch, seq=1, odds=[HorseOdds(horse_id=1, odds=3.0)]
+        )
         return await real_read(race_id)
 
-    monkeypatch.setattr(live.consumers, "_race_card", read_while_an_update_is_published)
+    monkeypatch.setattr(live.protocol.streams, "_race_card", read_while_an_update_is_published)
 
-    communicator, first = await connect(f"/ws/races/{race.pk}", subscribe=False)
+    communicator, first = await connect(f"/ws/races/{race.pk}")
     assert first["type"] == "initial_state"
-    assert await communicator.receive_nothing(timeout=0.1)  # held until the client subscribes
+    # Held while the race was read, then sent: the client never asked for anything.
+    assert assert_valid(await communicator.receive_json_from())["seq"] == 1
+    assert await communicator.receive_nothing(timeout=0.2)
     await communicator.send_json_to({"type": "subscribe", "race_id": race.pk})
 
-    assert (await communicator.receive_json_from())["seq"] == 1  # subscribed: the updates run to 1
-    assert (await communicator.receive_json_from())["type"] == "odds_update"
-    assert await communicator.receive_nothing(timeout=0.2)
+    assert assert_valid(await communicator.receive_json_from())["seq"] == 1  # subscribed: the updates run to 1
+    assert await communicator.receive_nothing(timeout=0.2)  # and nothing again
     await communicator.disconnect()
 
 
 async def test_an_update_both_read_on_connect_and_published_live_is_sent_once(race, monkeypatch):
-    import live.consumers
+    import live.protocol.streams
     from races.services import odds_snapshot_record
 
     horse_id = await database_sync_to_async(lambda: race.starters.first().horse_id)()
-    real_read = live.consumers._race_card
+    real_read = live.protocol.streams._race_card
 
     async def read_after_store_before_broadcast(race_id):
         # The snapshot is committed (the read sees it), its broadcast lands in the fan-out meanwhile.
-        moment = dt.datetime(2026, 12, 4, 6, 0, 1, tzinfo=dt.timezone.utc)
+        moment = dt.datetime(2026, 12, 4, 6, 0, 1, tzinfo=dt.UTC)
         await database_sync_to_async(odds_snapshot_record)(
             race_id=race_id, odds=[(horse_id, 4.4)], source="feed", taken_at=moment
         )
         return await real_read(race_id)
 
-    monkeypatch.setattr(live.consumers, "_race_card", read_after_store_before_broadcast)
+    monkeypatch.setattr(live.protocol.streams, "_race_card", read_after_store_before_broadcast)
 
     communicator, _ = await connect(f"/ws/races/{race.pk}")
 
@@ -431,33 +432,47 @@ async def test_a_joiner_after_an_update_gets_it_at_once_and_after_a_result_a_fre
     first, _ = await connect(f"/ws/races/{race.pk}")
     horse_ids = await database_sync_to_async(lambda: list(race.starters.values_list("horse_id", flat=True)))()
     await database_sync_to_async(odds_snapshot_record)(
-        race_id=race.pk, odds=[(horse_ids[0], 2.2)], source="feed", taken_at=dt.datetime.now(dt.timezone.utc)
+        race_id=race.pk, odds=[(horse_ids[0], 2.2)], source="feed", taken_at=dt.datetime.now(dt.UTC)
     )
+    opened = await first.receive_json_from()
+    assert (opened["type"], opened["status"]) == ("race_status", "open")  # the first odds open the market
     update = await first.receive_json_from()
-    second, _ = await connect(f"/ws/races/{race.pk}")
+    second, initial = await connect(f"/ws/races/{race.pk}")
+    assert initial["data"]["race"]["status"] == "open"  # the card says it: no race_status needed
     assert await second.receive_json_from() == update
     await database_sync_to_async(race_result_record)(
         race_id=race.pk, placings={h: i for i, h in enumerate(horse_ids, 1)},
-        declared_at=dt.datetime.now(dt.timezone.utc), source="feed",
+        declared_at=dt.datetime.now(dt.UTC), source="feed",
     )  # fmt: skip
-    await first.receive_json_from()
+    assert [(await first.receive_json_from())["type"] for _ in range(3)] == [
+        "race_status",
+        "race_status",
+        "result_update",
+    ]
 
     third, initial = await connect(f"/ws/races/{race.pk}")
 
+    assert initial["data"]["race"]["status"] == "official"
     assert [s["placing"] for s in initial["data"]["starters"]] == list(range(1, 9))
-    assert (await third.receive_json_from())["type"] == "result_update"
+    # The final market, then the result, in seq order.
+    assert [(m["type"], m["seq"]) for m in [await third.receive_json_from() for _ in range(2)]] == [
+        ("odds_update", 2),
+        ("result_update", 5),
+    ]
     for communicator in (first, second, third):
         await communicator.disconnect()
 
 
 async def test_an_update_arriving_while_the_catch_up_goes_out_is_not_lost(race, settings, monkeypatch):
-    from live.consumers import RaceConsumer
+    from live.protocol.consumers import RaceConsumer
     from races.services import odds_snapshot_record
 
     settings.SIMULATION_ENABLED = False
+    race.status = Race.Status.OPEN  # the market is up: the odds below are update 1
+    await database_sync_to_async(race.save)()
     horse_id = await database_sync_to_async(lambda: race.starters.first().horse_id)()
     await database_sync_to_async(odds_snapshot_record)(
-        race_id=race.pk, odds=[(horse_id, 5.0)], source="feed", taken_at=dt.datetime(2026, 12, 4, 6, 0, tzinfo=dt.timezone.utc)
+        race_id=race.pk, odds=[(horse_id, 5.0)], source="feed", taken_at=dt.datetime(2026, 12, 4, 6, 0, tzinfo=dt.UTC)
     )
     first, _ = await connect(f"/ws/races/{race.pk}")  # fills the process's join state
     await first.receive_json_from()
@@ -466,14 +481,14 @@ async def test_an_update_arriving_while_the_catch_up_goes_out_is_not_lost(race, 
 
     async def send_while_an_update_passes(self, text_data=None, bytes_data=None, close=False):
         await real_send(self, text_data=text_data, bytes_data=bytes_data, close=close)
-        if not published and self.subscribed and not self.streaming:
+        if not published and self.cursor.holding and text_data and '"odds_update"' in text_data:
             published.append(
                 await publish_odds_update(
                     race_id=race.pk,
                     epoch=race.updates_epoch,
                     seq=2,
                     odds=[HorseOdds(horse_id=horse_id, odds=4.0)],
-                    timestamp=dt.datetime(2026, 12, 4, 6, 1, tzinfo=dt.timezone.utc),
+                    timestamp=dt.datetime(2026, 12, 4, 6, 1, tzinfo=dt.UTC),
                 )
             )
             await asyncio.sleep(0.05)  # the fan-out delivers it meanwhile
@@ -497,7 +512,7 @@ async def test_a_channel_layer_outage_at_connect_closes_1011_saying_so_and_leaks
 
     monkeypatch.setattr(race_fanout().layer, "group_add", group_add)
     communicator = WebsocketCommunicator(application, f"/ws/races/{race.pk}")
-    with caplog.at_level(logging.CRITICAL, logger="live.consumers"):
+    with caplog.at_level(logging.CRITICAL, logger="live.protocol.connection"):
         await communicator.connect()
         closing = await communicator.receive_output(timeout=5)
 
@@ -508,18 +523,18 @@ async def test_a_channel_layer_outage_at_connect_closes_1011_saying_so_and_leaks
 
 
 async def test_clients_connecting_at_once_share_one_read_of_the_race(race, settings, monkeypatch):
-    import live.consumers
+    import live.protocol.streams
 
     settings.SIMULATION_ENABLED = False
     reads = []
-    real_read = live.consumers._race_card
+    real_read = live.protocol.streams._race_card
 
     async def counted_read(race_id):
         reads.append(race_id)
         await asyncio.sleep(0.1)  # still reading while the others connect
         return await real_read(race_id)
 
-    monkeypatch.setattr(live.consumers, "_race_card", counted_read)
+    monkeypatch.setattr(live.protocol.streams, "_race_card", counted_read)
 
     clients = await asyncio.gather(*(connect(f"/ws/races/{race.pk}") for _ in range(20)))
 
@@ -532,8 +547,18 @@ async def test_clients_connecting_at_once_share_one_read_of_the_race(race, setti
 @pytest.fixture(autouse=True)
 def no_connection_is_left_counted():
     """Every test here ends with its connections' address counts given back."""
-    from live.limits import connections_per_address
+    from live.protocol.limits import connections_per_address
 
     before = dict(connections_per_address.counts)
     yield
     assert dict(connections_per_address.counts) == before
+
+
+async def test_a_race_id_written_with_a_fraction_is_the_integer_it_is(race):
+    # JSON, and JSON Schema, count 7.0 as the integer 7; 7.5 stays an error (BAD_FRAMES).
+    communicator, _ = await connect(f"/ws/races/{race.pk}")
+
+    await communicator.send_to(text_data=f'{{"type": "subscribe", "race_id": {race.pk}.0}}')
+
+    assert assert_valid(await communicator.receive_json_from())["type"] == "subscribed"
+    await communicator.disconnect()

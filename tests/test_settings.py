@@ -17,6 +17,8 @@ PRINT_SETTINGS = (
     "'layer': settings.CHANNEL_LAYERS['default']['BACKEND'], "
     "'debug': settings.DEBUG, 'hosts': settings.ALLOWED_HOSTS}))"
 )
+# What `python -c "import secrets; print(secrets.token_urlsafe(50))"` prints, as the message says.
+GOOD_KEY = "Zq3vN8x_Lr0tYw5cKp2mHs9dJf4gBn7aUe1iOo6lQz-VRkXyTc"
 
 
 def settings_under(**environment: str) -> subprocess.CompletedProcess:
@@ -42,11 +44,38 @@ def test_without_debug_a_secret_key_is_required():
 
     assert result.returncode != 0
     assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
+    assert 'python -c "import secrets; print(secrets.token_urlsafe(50))"' in result.stderr
+
+
+@pytest.mark.parametrize(
+    "key, reason",
+    [
+        ("change-me-to-50-or-more-random-characters-from-a-password-generator", "placeholder"),
+        ("change-me", "placeholder"),
+        ("Change-Me-Please-0123456789-0123456789-0123456789-0123456789", "placeholder"),
+        ("s3cret-but-only-forty-nine-characters-long-abcdef", "49 characters long; it needs 50"),
+        ("ab" * 40, "2 distinct characters; it needs 5"),
+        ("django-insecure-" + GOOD_KEY, "'django-insecure-'"),
+    ],
+)
+def test_without_debug_a_weak_or_placeholder_key_is_refused_with_how_to_make_one(key, reason):
+    result = settings_under(SECRET_KEY=key)
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert reason in result.stderr
+    assert "secrets.token_urlsafe(50)" in result.stderr
+
+
+def test_with_debug_on_any_key_will_do():
+    result = settings_under(DEBUG="1", SECRET_KEY="change-me")
+
+    assert result.returncode == 0, result.stderr
 
 
 def test_database_url_selects_postgresql_and_redis_url_the_redis_layer():
     result = settings_under(
-        SECRET_KEY="x" * 50,
+        SECRET_KEY=GOOD_KEY,
         DATABASE_URL="postgres://racing@db.internal:5432/raceday",
         REDIS_URL="redis://cache.internal:6379/2",
         ALLOWED_HOSTS="live.racing.example, .racing.example",
@@ -65,6 +94,6 @@ def test_database_url_selects_postgresql_and_redis_url_the_redis_layer():
 
 @pytest.mark.parametrize("value, expected", [("1", True), ("true", True), ("0", False), ("off", False)])
 def test_debug_is_read_as_a_boolean(value, expected):
-    result = settings_under(DEBUG=value, SECRET_KEY="x" * 50)
+    result = settings_under(DEBUG=value, SECRET_KEY=GOOD_KEY)
 
     assert json.loads(result.stdout)["debug"] is expected

@@ -1,11 +1,12 @@
-"""The Daphne adaptations: close reasons, and one prepared frame written to many sockets."""
+"""The Daphne adapter (live/protocol/daphne.py): checked against the real installed Daphne,
+Twisted and autobahn, and each feature's behaviour on stand-ins."""
 
 from __future__ import annotations
 
 import functools
 from types import SimpleNamespace
 
-from live.daphne_fixes import send_prepared_frame, truncate_close_reason, websocket_protocol
+from live.protocol.daphne import send_prepared_frame, truncate_close_reason, websocket_protocol
 
 
 class FakeSocket:
@@ -97,7 +98,7 @@ def test_close_reasons_are_cut_to_fit_a_close_frame_on_a_character_boundary():
 def test_the_kernel_send_buffer_of_a_connection_is_capped():
     import socket
 
-    from live.daphne_fixes import limit_send_buffer
+    from live.protocol.daphne import limit_send_buffer
 
     with socket.socket() as sock:
         protocol = SimpleNamespace(transport=SimpleNamespace(getHandle=lambda: sock))  # as Twisted's TCP transport
@@ -106,3 +107,67 @@ def test_the_kernel_send_buffer_of_a_connection_is_capped():
         # Linux reports twice what was asked (its bookkeeping overhead), and no longer autotunes it.
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) in (16 * 1024, 32 * 1024)
     limit_send_buffer(None, 16 * 1024)  # not under Daphne: nothing to do
+
+
+# --- Against the installed libraries ----------------------------------------------------------
+
+
+def test_the_installed_libraries_have_everything_the_adapter_relies_on():
+    from live.protocol.daphne import verify
+
+    assert verify() == {}
+
+
+def test_the_adapter_is_installed_on_daphnes_real_protocols():
+    from daphne.http_protocol import HTTPFactory, WebRequest
+    from daphne.ws_protocol import WebSocketProtocol
+
+    import racing.asgi  # noqa: F401 - installs the adapter, as every server process does
+    from live.protocol import daphne
+
+    assert WebSocketProtocol._racing_fixes_installed and daphne.adapter_health() == {"degraded": []}
+    for method in (WebSocketProtocol.handle_reply, WebSocketProtocol.onMessage, WebSocketProtocol.onPing,
+                   WebSocketProtocol.connectionLost, WebSocketProtocol._max_message_size_exceeded,
+                   HTTPFactory.buildProtocol, WebRequest.gotLength, WebRequest.handleContentChunk):  # fmt: skip
+        assert method.__module__ == "live.protocol.daphne", method
+
+
+def test_a_real_prepared_frame_and_a_real_twisted_buffer_are_read_as_the_fast_path_expects():
+    from autobahn.twisted.websocket import WebSocketServerFactory
+    from twisted.internet import abstract
+
+    from live.protocol.daphne import buffered_bytes
+
+    prepared = WebSocketServerFactory().prepareMessage(b"hello")
+    transport = abstract.FileDescriptor()
+    transport.connected, transport.startWriting = True, lambda: None
+    transport.write(b"abc")
+
+    assert prepared.payloadHybi == b"\x81\x05hello"
+    assert buffered_bytes(transport) == 3
+
+
+def test_a_library_that_lacks_an_internal_switches_its_feature_off_and_says_so(monkeypatch):
+    import inspect
+
+    from live.protocol import daphne
+
+    real_getsource = inspect.getsource
+
+    def source_without_the_partial(obj):
+        source = real_getsource(obj)
+        return source.replace("partial(self.handle_reply, protocol)", "self.reply_to(protocol)")
+
+    monkeypatch.setattr(inspect, "getsource", source_without_the_partial)
+    problems = daphne.verify()
+    monkeypatch.setattr(daphne, "_off", problems)
+
+    assert set(problems) == {daphne.FAST_PATH} and "partial(self.handle_reply, protocol)" in problems[daphne.FAST_PATH]
+    # The fan-out then writes through Daphne's ASGI send, and /healthz says so.
+    assert (
+        websocket_protocol(
+            functools.partial(lambda p, m: None, SimpleNamespace(sendPreparedMessage=None, factory=None))
+        )
+        is None
+    )
+    assert daphne.adapter_health()["degraded"] == [f"fast path: {problems[daphne.FAST_PATH]}"]
