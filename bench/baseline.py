@@ -27,7 +27,7 @@ async def main(port: int, initial_state: str, race_id: int) -> None:
             async for command in connection:
                 odds = json.loads(command)
                 SEQ[0] += 1
-                timestamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+                timestamp = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
                 text = json.dumps(
                     {"type": "odds_update", "race_id": race_id, "seq": SEQ[0], "timestamp": timestamp, "odds": odds},
                     separators=(",", ":"),

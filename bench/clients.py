@@ -19,6 +19,13 @@ def raise_file_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def percentile(values: list[float], share: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
 def sent_at(text: str) -> float | None:
     """Return the update's timestamp (seconds since the epoch) without parsing the whole frame."""
     start = text.find(MARKER)
