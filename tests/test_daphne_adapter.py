@@ -120,7 +120,7 @@ def test_the_installed_libraries_have_everything_the_adapter_relies_on():
 
 def test_the_adapter_is_installed_on_daphnes_real_protocols():
     from daphne.http_protocol import HTTPFactory, WebRequest
-    from daphne.ws_protocol import WebSocketProtocol
+    from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 
     import racing.asgi  # noqa: F401 - installs the adapter, as every server process does
     from live.protocol import daphne
@@ -128,7 +128,8 @@ def test_the_adapter_is_installed_on_daphnes_real_protocols():
     assert WebSocketProtocol._racing_fixes_installed and daphne.adapter_health() == {"degraded": []}
     for method in (WebSocketProtocol.handle_reply, WebSocketProtocol.onMessage, WebSocketProtocol.onPing,
                    WebSocketProtocol.connectionLost, WebSocketProtocol._max_message_size_exceeded,
-                   HTTPFactory.buildProtocol, WebRequest.gotLength, WebRequest.handleContentChunk):  # fmt: skip
+                   HTTPFactory.buildProtocol, WebRequest.gotLength, WebRequest.handleContentChunk,
+                   WebSocketFactory.buildProtocol):  # fmt: skip
         assert method.__module__ == "live.protocol.daphne", method
 
 
@@ -171,3 +172,24 @@ def test_a_library_that_lacks_an_internal_switches_its_feature_off_and_says_so(m
         is None
     )
     assert daphne.adapter_health()["degraded"] == [f"fast path: {problems[daphne.FAST_PATH]}"]
+
+
+def test_connections_share_their_factorys_options_instead_of_copying_them():
+    from daphne.ws_protocol import WebSocketFactory
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.testing import StringTransport
+
+    import racing.asgi  # noqa: F401 - installs the adapter, as every server process does
+
+    factory = WebSocketFactory(SimpleNamespace(), server="daphne")
+    factory.setProtocolOptions(autoPingTimeout=7, allowNullOrigin=True, openHandshakeTimeout=3)
+    address = IPv4Address("TCP", "127.0.0.1", 50000)
+    first, second = factory.buildProtocol(address), factory.buildProtocol(address)
+    first.makeConnection(StringTransport())
+
+    assert type(first) is type(second) and first.factory is factory
+    # autobahn found every option on the class and copied none into the connection
+    assert not set(first.CONFIG_ATTRS) & set(first.__dict__)
+    assert (first.autoPingTimeout, first.openHandshakeTimeout, first.allowNullOrigin) == (7, 3, True)
+    # a function option stays a plain function, not a method of the connection
+    assert first.perMessageCompressionAccept([]) is None

@@ -56,6 +56,7 @@ CLOSE_FIXES = "close codes and reasons"
 FRAME_GUARD = "frames counted as they arrive"
 CONNECTION_LOST = "counts given back when the connection goes"
 HTTP_LIMITS = "HTTP request limits"
+SHARED_OPTIONS = "options shared by every connection"
 
 _off: dict[str, str] = {}  # feature -> why it is off, from install()
 
@@ -78,7 +79,7 @@ def verify() -> dict[str, str]:
         from autobahn.websocket.protocol import PreparedMessage, WebSocketServerProtocol
         from daphne.http_protocol import HTTPFactory, WebRequest
         from daphne.server import Server
-        from daphne.ws_protocol import WebSocketProtocol
+        from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
         from twisted.internet import abstract, tcp
     except ImportError:
         return {}
@@ -114,6 +115,19 @@ def verify() -> dict[str, str]:
     problems[HTTP_LIMITS] = _missing(HTTPFactory, "buildProtocol") + _missing(
         WebRequest, "gotLength", "handleContentChunk", "process"
     )
+    problems[SHARED_OPTIONS] = _missing(WebSocketFactory, "buildProtocol", "protocol") + (
+        [] if options else ["WebSocketServerProtocol.CONFIG_ATTRS"]
+    )
+    try:
+        from autobahn.websocket import protocol as autobahn_protocol
+
+        connection_made = inspect.getsource(autobahn_protocol.WebSocketProtocol._connectionMade)
+        if "if not hasattr(self, configAttr)" not in connection_made or "pformat(configAttrLog)" not in connection_made:
+            problems[SHARED_OPTIONS].append("WebSocketProtocol._connectionMade copying options unless already set")
+        if not callable(getattr(autobahn_protocol, "pformat", None)):
+            problems[SHARED_OPTIONS].append("autobahn.websocket.protocol.pformat")
+    except (OSError, TypeError, AttributeError):
+        problems[SHARED_OPTIONS].append("the source of autobahn's WebSocketProtocol cannot be read")
     return {feature: "; ".join(missing) for feature, missing in problems.items() if missing}
 
 
@@ -198,6 +212,55 @@ def install() -> None:
     WebSocketProtocol._racing_fixes_installed = True
     if HTTP_LIMITS not in _off:
         HttpRequestGuard.install(HTTPFactory, WebRequest)
+    if SHARED_OPTIONS not in _off:
+        _share_options()
+
+
+class _LazyFormat:
+    """What autobahn's debug line formats, formatted only if that line is ever written."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __str__(self) -> str:
+        import pprint
+
+        return pprint.pformat(self.value)
+
+
+def _share_options() -> None:
+    """Give every connection of a factory its options from one class, not copies of its own.
+
+    Autobahn copies about 30 options from the factory into each connection's ``__dict__`` unless
+    the connection already has them (3 KiB a connection), then formats them all with ``pformat``
+    for a debug line that is written only at debug level (4 % of a connection storm's CPU). Here a
+    factory's first connection makes a subclass holding the factory's options as class attributes
+    (Daphne sets them once, before serving), so that autobahn finds them and copies nothing; an
+    option a connection sets for itself (``failByDrop``) still goes into its own dictionary."""
+    from autobahn.websocket import protocol as autobahn_protocol
+    from daphne.ws_protocol import WebSocketFactory
+
+    setattr(autobahn_protocol, "pformat", _LazyFormat)  # noqa: B010 - a module's name, replaced
+    daphne_build_protocol = WebSocketFactory.buildProtocol
+
+    def build_protocol(self: Any, addr: Any) -> Any:
+        shared = self.__dict__.get("_racing_shared_protocol")
+        if shared is None:
+            base = self.protocol
+            options = {}
+            for name in base.CONFIG_ATTRS:
+                value = getattr(self, name)
+                # A function as a class attribute would become a method, called with the
+                # connection as an extra first argument (perMessageCompressionAccept is one).
+                options[name] = staticmethod(value) if inspect.isfunction(value) else value
+            shared = type(f"{base.__name__}WithSharedOptions", (base,), options)
+            self._racing_shared_protocol = shared
+            self.protocol = shared
+        return daphne_build_protocol(self, addr)
+
+    WebSocketFactory.buildProtocol = build_protocol
 
 
 def adapter_health() -> dict[str, list[str]]:
