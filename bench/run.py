@@ -30,6 +30,7 @@ from tests.servers import rss_bytes
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 CLIENT_PROCESSES = 2
+FEED_ONLY_INDEX = 10_000  # the feed-only updates' odds differ from every scenario's
 RACE_ID = 1  # fixture race: Addington R1, 11 starters (an odds_update of about 600 bytes)
 
 
@@ -61,7 +62,16 @@ class Measurement:
     p99_ms: float = 0.0
     max_ms: float = 0.0
     cpu_per_broadcast_ms: float = 0.0
+    # Of that, the feed's own cost: the same updates published once every client has gone (the
+    # project: the HTTP request, validation and the database write; the baseline: its control
+    # message). The rest is the fan-out: receiving the update and writing it to every client.
+    feed_cpu_per_update_ms: float = 0.0
+    fanout_cpu_per_broadcast_ms: float = 0.0
     cpu_per_message_us: float = 0.0  # per message delivered to a client
+    # Over Redis: commands Redis ran per update while publishing, counted by Redis itself
+    # (INFO commandstats), and the commands that ran most.
+    redis_commands_per_update: float = 0.0
+    redis_commands: dict[str, int] = field(default_factory=dict)
     expected: int = 0
     delivered: int = 0
     throughput_per_s: float = 0.0
@@ -171,6 +181,7 @@ def measure(deployment: Deployment, scenario: Scenario, label: str) -> Measureme
         ),
     )
     rss_before, rss_after = clients.connect(deployment)
+    redis_before = redis_command_counts(deployment.redis_url) if deployment.redis_url else {}
     cpu_before = sum(cpu_seconds(pid) for pid in deployment.pids)
     clients.go.set()
     first_sent = time.time()
@@ -181,7 +192,9 @@ def measure(deployment: Deployment, scenario: Scenario, label: str) -> Measureme
     load_average = os.getloadavg()[0]
     reports = clients.reports()
     cpu_after = sum(cpu_seconds(pid) for pid in deployment.pids)
+    redis_delta = redis_command_delta(redis_before, redis_command_counts(deployment.redis_url)) if redis_before else {}
     clients.join()
+    feed_cpu_s = feed_cpu_seconds(deployment, scenario.updates)
     latencies = [v for r in reports for v in r["latencies"]]
     connect_times = [v for r in reports for v in r["connect_times"]]
     delivered = sum(r["received"] for r in reports)
@@ -197,7 +210,15 @@ def measure(deployment: Deployment, scenario: Scenario, label: str) -> Measureme
         p99_ms=round(percentile(latencies, 0.99) * 1000, 1),
         max_ms=round(max(latencies, default=0) * 1000, 1),
         cpu_per_broadcast_ms=round((cpu_after - cpu_before) / scenario.updates * 1000, 1) if scenario.updates else 0.0,
+        feed_cpu_per_update_ms=round(feed_cpu_s / scenario.updates * 1000, 1) if scenario.updates else 0.0,
+        fanout_cpu_per_broadcast_ms=(
+            round((cpu_after - cpu_before - feed_cpu_s) / scenario.updates * 1000, 1) if scenario.updates else 0.0
+        ),
         cpu_per_message_us=round((cpu_after - cpu_before) / delivered * 1e6, 1) if delivered else 0.0,
+        redis_commands_per_update=(
+            round(sum(redis_delta.values()) / scenario.updates, 1) if redis_delta and scenario.updates else 0.0
+        ),
+        redis_commands=dict(sorted(redis_delta.items(), key=lambda item: -item[1])[:8]),
         expected=scenario.clients * scenario.updates,
         delivered=delivered,
         throughput_per_s=round(delivered / max(last - first_sent, 1e-6), 0) if delivered else 0.0,
@@ -205,6 +226,37 @@ def measure(deployment: Deployment, scenario: Scenario, label: str) -> Measureme
         load_average=round(load_average, 2),
         failures=[f for r in reports for f in r["failures"]][:5],
     )
+
+
+def feed_cpu_seconds(deployment: Deployment, updates: int) -> float:
+    """Publish ``updates`` more updates with no client connected and return the servers' CPU
+    time for them: the feed's part of a broadcast, measured apart from the fan-out's."""
+    if not updates:
+        return 0.0
+    time.sleep(1.0)  # the clients' goodbyes are handled before counting
+    before = sum(cpu_seconds(pid) for pid in deployment.pids)
+    for index in range(updates):
+        deployment.publish(FEED_ONLY_INDEX + index)
+    return sum(cpu_seconds(pid) for pid in deployment.pids) - before
+
+
+def redis_command_counts(url: str) -> dict[str, int]:
+    """Return how many times Redis has run each command since it started (INFO commandstats)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    return {name.removeprefix("cmdstat_"): int(values["calls"]) for name, values in stats.items()}
+
+
+def redis_command_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """Return the commands run between two counts, less the INFO that read the first."""
+    delta = {name: calls - before.get(name, 0) for name, calls in after.items()}
+    delta["info"] = delta.get("info", 0) - 1
+    return {name: calls for name, calls in delta.items() if calls > 0}
 
 
 def measure_meeting(deployment: Deployment, scenario: Scenario, label: str, races: dict) -> Measurement:
@@ -349,15 +401,18 @@ def _met(ok: bool) -> str:
 
 def markdown(results: list[dict], command: str) -> str:
     lines = [
-        "| scenario | server | clients | connect storm | p50 | p99 | max | CPU / broadcast | CPU / message | delivered | throughput | RSS / conn |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| scenario | server | clients | connect storm | p50 | p99 | max | CPU / broadcast (feed + fan-out) | CPU / message | "
+        "Redis commands / update | delivered | throughput | RSS / conn |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for result in results:
         for m in result["measurements"]:
             lines.append(
                 f"| {result['scenario']} | {m['server']} | {m['connected']:,}/{m['clients']:,} | {m['storm_s']} s | "
-                f"{m['p50_ms']} ms | {m['p99_ms']} ms | {m['max_ms']} ms | {m['cpu_per_broadcast_ms']} ms | "
-                f"{m['cpu_per_message_us']} µs | {m['delivered']:,}/{m['expected']:,} | {m['throughput_per_s']:,.0f}/s | "
+                f"{m['p50_ms']} ms | {m['p99_ms']} ms | {m['max_ms']} ms | {m['cpu_per_broadcast_ms']} ms "
+                f"({m['feed_cpu_per_update_ms']} + {m['fanout_cpu_per_broadcast_ms']}) | "
+                f"{m['cpu_per_message_us']} µs | {m['redis_commands_per_update'] or '-'} | "
+                f"{m['delivered']:,}/{m['expected']:,} | {m['throughput_per_s']:,.0f}/s | "
                 f"{m['rss_per_connection_kib']} KiB |"
             )
     meetings = [(r["scenario"], r["measurements"][0]["summaries"]) for r in results if r["settings"].get("meeting_s")]
@@ -450,8 +505,14 @@ def main(argv: list[str] | None = None) -> None:
                 for m in measurements:
                     print(
                         f"   {m.server}: {m.delivered}/{m.expected} delivered, p50 {m.p50_ms} ms, p99 {m.p99_ms} ms, "
-                        f"CPU/broadcast {m.cpu_per_broadcast_ms} ms, CPU/message {m.cpu_per_message_us} µs, "
-                        f"storm {m.storm_s} s, RSS/conn {m.rss_per_connection_kib} KiB, load {m.load_average}"
+                        f"CPU/broadcast {m.cpu_per_broadcast_ms} ms (feed {m.feed_cpu_per_update_ms} + fan-out "
+                        f"{m.fanout_cpu_per_broadcast_ms}), CPU/message {m.cpu_per_message_us} µs, "
+                        + (
+                            f"Redis {m.redis_commands_per_update}/update {m.redis_commands}, "
+                            if m.redis_commands
+                            else ""
+                        )
+                        + f"storm {m.storm_s} s, RSS/conn {m.rss_per_connection_kib} KiB, load {m.load_average}"
                         + (f", failures {m.failures}" if m.failures else "")
                         + (f"\n   summaries: {json.dumps(m.summaries)}" if m.summaries else ""),
                         flush=True,

@@ -133,6 +133,7 @@ class Deployment:
     publish_one: object
     closers: list = field(default_factory=list)
     feed: Feed | None = None  # the project's: the meeting scenario posts to any race through it
+    redis_url: str | None = None  # the channel layer's Redis, when there is one
 
     @property
     def pids(self) -> list[int]:
@@ -194,6 +195,7 @@ def start_project(
         publish_one=publish,
         closers=[feed.close],
         feed=feed,
+        redis_url=database.redis_url if scenario.layer == "redis" else None,
     )
 
 
