@@ -41,8 +41,12 @@ admin: migrate
 # process runs as in development.
 test lint bench soak schemathesis: export DEBUG ?= 1
 
+# Two workers (pytest-xdist), one per core: the suite mostly waits on real servers, browsers and
+# sockets. A file's tests stay together on one worker (--dist loadfile): they share their
+# servers and Redis prefixes. PYTEST_WORKERS=0 runs everything in this process.
+PYTEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # Lint and format check (ruff, pyproject.toml) and type checks (mypy) of the domain and the protocol.
 lint: install

@@ -55,17 +55,27 @@ def prices(page) -> str:
     return page.evaluate(PRICES_JS)
 
 
-def test_the_race_day_page_lists_the_fixture_meetings(page, paced_server):
+def races_on(server_database, date: str) -> int:
+    """The races of a day in the servers' database: the fixture's 9 and 10, and any race that a
+    test which ran before on this worker added to the meeting (race_of_its_own)."""
+    return server_database.scalar(
+        "SELECT COUNT(*) FROM races_race JOIN races_meeting ON races_meeting.id = races_race.meeting_id"
+        " WHERE races_meeting.date = ?",
+        date,
+    )
+
+
+def test_the_race_day_page_lists_the_fixture_meetings(page, paced_server, server_database):
     # By date, so that the test does not depend on today's date; "today and upcoming" is
     # checked in tests/test_pages.py with a fixed today.
     page.goto(paced_server.http_url("/?date=2026-12-04"))
 
     assert "Addington" in page.locator("section.meeting h2").inner_text()
-    assert page.locator("table.races tbody tr").count() == 9
+    assert page.locator("table.races tbody tr").count() == races_on(server_database, "2026-12-04") >= 9
     page.locator("a[rel=next]").click()
     page.wait_for_url(re.compile(r"date=2026-12-05$"))
     assert "Alexandra Park" in page.locator("section.meeting h2").inner_text()
-    assert page.locator("table.races tbody tr").count() == 10
+    assert page.locator("table.races tbody tr").count() == races_on(server_database, "2026-12-05") >= 10
     assert page.locator("a[rel=prev]").get_attribute("href") == "?date=2026-12-04"
     page.locator("table.races a", has_text="R1").first.click()
     page.wait_for_url(re.compile(r"/races/10/$"))
