@@ -3,6 +3,7 @@ Twisted and autobahn, and each feature's behaviour on stand-ins."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from types import SimpleNamespace
 
@@ -163,7 +164,9 @@ def test_a_library_that_lacks_an_internal_switches_its_feature_off_and_says_so(m
     problems = daphne.verify()
     monkeypatch.setattr(daphne, "_off", problems)
 
-    assert set(problems) == {daphne.FAST_PATH} and "partial(self.handle_reply, protocol)" in problems[daphne.FAST_PATH]
+    # A changed create_application also switches off the light input queue, a copy of it.
+    assert set(problems) == {daphne.FAST_PATH, daphne.INPUT_QUEUE}
+    assert "partial(self.handle_reply, protocol)" in problems[daphne.FAST_PATH]
     # The fan-out then writes through Daphne's ASGI send, and /healthz says so.
     assert (
         websocket_protocol(
@@ -171,7 +174,10 @@ def test_a_library_that_lacks_an_internal_switches_its_feature_off_and_says_so(m
         )
         is None
     )
-    assert daphne.adapter_health()["degraded"] == [f"fast path: {problems[daphne.FAST_PATH]}"]
+    assert daphne.adapter_health()["degraded"] == [
+        f"{daphne.INPUT_QUEUE}: {problems[daphne.INPUT_QUEUE]}",
+        f"fast path: {problems[daphne.FAST_PATH]}",
+    ]
 
 
 def test_connections_share_their_factorys_options_instead_of_copying_them():
@@ -193,3 +199,90 @@ def test_connections_share_their_factorys_options_instead_of_copying_them():
     assert (first.autoPingTimeout, first.openHandshakeTimeout, first.allowNullOrigin) == (7, 3, True)
     # a function option stays a plain function, not a method of the connection
     assert first.perMessageCompressionAccept([]) is None
+
+
+async def test_the_light_input_queue_hands_items_over_in_order_as_asyncio_queue_does():
+    from live.protocol.daphne import InputQueue
+
+    queue = InputQueue()
+    queue.put_nowait({"type": "websocket.connect"})
+    assert queue.qsize() == 1 and await queue.get() == {"type": "websocket.connect"} and queue.empty()
+
+    waiting = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+    queue.put_nowait(1)
+    queue.put_nowait(2)
+    assert await waiting == 1 and await queue.get() == 2 and queue.empty()
+
+
+async def test_a_cancelled_receive_of_the_light_input_queue_loses_nothing_for_the_next():
+    from live.protocol.daphne import InputQueue
+
+    queue = InputQueue()
+    cancelled, waiting = asyncio.ensure_future(queue.get()), asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+    cancelled.cancel()  # as Django cancels its listener for a disconnect
+    await asyncio.sleep(0)
+    queue.put_nowait("disconnect")
+
+    assert await waiting == "disconnect"
+    assert cancelled.cancelled() and queue.empty()
+
+
+def test_daphne_makes_each_connection_a_light_input_queue():
+    from daphne.server import Server
+
+    import racing.asgi  # noqa: F401 - installs the adapter, as every server process does
+    from live.protocol.daphne import InputQueue
+
+    server = SimpleNamespace(connections={"protocol": {}}, application=lambda **kwargs: asyncio.sleep(0))
+    server.handle_reply = lambda protocol, message: None
+    loop = asyncio.new_event_loop()
+    try:
+        asyncio.set_event_loop(loop)
+        queue = Server.create_application(server, "protocol", {"type": "websocket"})
+        loop.run_until_complete(server.connections["protocol"]["application_instance"])
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+    assert isinstance(queue, InputQueue)
+
+
+def test_the_http_channel_of_an_upgraded_connection_is_let_go():
+    import gc
+    import weakref
+
+    from twisted.internet.testing import StringTransport
+    from twisted.web import http
+
+    from live.protocol.daphne import _release_upgraded_channel
+
+    channel = http.HTTPChannel()
+    transport = StringTransport()
+    channel.makeConnection(transport)  # registers itself as the connection's producer, with a timeout
+    assert transport.producer is channel
+    transport.protocol = SimpleNamespace()  # what Daphne does on an upgrade: the WebSocket protocol takes over
+    gone = weakref.ref(channel)
+
+    _release_upgraded_channel(channel)
+    del channel
+    gc.collect()
+
+    assert transport.producer is None and gone() is None
+
+
+def test_a_channel_still_serving_http_is_left_alone():
+    from twisted.internet.testing import StringTransport
+    from twisted.web import http
+
+    from live.protocol.daphne import _release_upgraded_channel
+
+    channel = http.HTTPChannel()
+    transport = StringTransport()
+    channel.makeConnection(transport)
+    transport.protocol = channel
+
+    _release_upgraded_channel(channel)
+
+    assert transport.producer is channel
+    channel.setTimeout(None)

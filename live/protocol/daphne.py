@@ -20,11 +20,16 @@ What it adds, each wrapping one method of Daphne's protocols (everything else is
 - HTTP request limits before the application sees a request (``HttpRequestGuard``): a body over
   ``HTTP_MAX_BODY_BYTES`` answered 413 without being buffered, a deadline for request headers, a
   cap on one address's unfinished requests (slowloris).
+- Less held per connection (issue 16): the WebSocket options shared from one class instead of
+  copied into every connection (``_share_options``), a light input queue instead of an
+  ``asyncio.Queue`` (``InputQueue``), and the HTTP channel that carried the upgrade let go of
+  (``_release_upgraded_channel``): about 8 KiB of the 26 KiB a connection held.
 
 The private things it relies on (Daphne's ``send`` being ``partial(server.handle_reply,
-protocol)``; Twisted's ``dataBuffer``, ``offset``, ``_tempDataBuffer``, ``_tempDataLen``;
-autobahn's ``PreparedMessage.payloadHybi``, ``_max_message_size_exceeded``, ``_fail_connection``
-and its ``failByDrop`` and ``closeHandshakeTimeout`` options) are checked by ``verify()`` against
+protocol)`` and its ``create_application`` as copied here; Twisted's ``dataBuffer``, ``offset``,
+``_tempDataBuffer``, ``_tempDataLen``; autobahn's ``PreparedMessage.payloadHybi``,
+``_max_message_size_exceeded``, ``_fail_connection``, its ``failByDrop`` and
+``closeHandshakeTimeout`` options and ``_connectionMade`` copying only options not already set) are checked by ``verify()`` against
 the installed libraries when the process starts (``install()``). Their versions are locked in
 requirements.txt, and tests/test_daphne_adapter.py runs the check against them.
 
@@ -38,10 +43,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import inspect
 import json
 import logging
 import socket
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -57,6 +64,11 @@ FRAME_GUARD = "frames counted as they arrive"
 CONNECTION_LOST = "counts given back when the connection goes"
 HTTP_LIMITS = "HTTP request limits"
 SHARED_OPTIONS = "options shared by every connection"
+INPUT_QUEUE = "a light input queue per connection"
+
+# Daphne's Server.create_application as this adapter copied it (with InputQueue for its
+# asyncio.Queue): the copy is used only while the installed Daphne's is exactly this.
+DAPHNE_CREATE_APPLICATION_SHA256 = "f1e300b4ecf636c85e1a66250e32af2ebb67728f01919678d43e80c794a79a87"
 
 _off: dict[str, str] = {}  # feature -> why it is off, from install()
 
@@ -81,6 +93,7 @@ def verify() -> dict[str, str]:
         from daphne.server import Server
         from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
         from twisted.internet import abstract, tcp
+        from twisted.web import http
     except ImportError:
         return {}
     problems: dict[str, list[str]] = {}
@@ -92,7 +105,8 @@ def verify() -> dict[str, str]:
         + _missing(tcp.Connection, "TLS")
     )
     try:
-        if "partial(self.handle_reply, protocol)" not in inspect.getsource(Server.create_application):
+        daphnes_create_application = getattr(Server.create_application, "_racing_daphnes", Server.create_application)
+        if "partial(self.handle_reply, protocol)" not in inspect.getsource(daphnes_create_application):
             fast_path.append("Server.create_application's send as partial(self.handle_reply, protocol)")
         descriptor_init = inspect.getsource(abstract.FileDescriptor.__init__)
         if "_tempDataBuffer" not in descriptor_init or "_tempDataLen" not in descriptor_init:
@@ -112,8 +126,11 @@ def verify() -> dict[str, str]:
     ) + ([] if "failByDrop" in options else ["the failByDrop option"])  # fmt: skip
     problems[FRAME_GUARD] = _missing(WebSocketProtocol, "onMessage", "onPing")
     problems[CONNECTION_LOST] = _missing(WebSocketProtocol, "connectionLost", "STATE_CLOSED")
-    problems[HTTP_LIMITS] = _missing(HTTPFactory, "buildProtocol") + _missing(
-        WebRequest, "gotLength", "handleContentChunk", "process"
+    problems[HTTP_LIMITS] = (
+        _missing(HTTPFactory, "buildProtocol")
+        + _missing(WebRequest, "gotLength", "handleContentChunk", "process")
+        + _missing(abstract.FileDescriptor, "producer", "unregisterProducer")
+        + _missing(http.HTTPChannel, "setTimeout")
     )
     problems[SHARED_OPTIONS] = _missing(WebSocketFactory, "buildProtocol", "protocol") + (
         [] if options else ["WebSocketServerProtocol.CONFIG_ATTRS"]
@@ -128,6 +145,13 @@ def verify() -> dict[str, str]:
             problems[SHARED_OPTIONS].append("autobahn.websocket.protocol.pformat")
     except (OSError, TypeError, AttributeError):
         problems[SHARED_OPTIONS].append("the source of autobahn's WebSocketProtocol cannot be read")
+    create_application = getattr(Server.create_application, "_racing_daphnes", Server.create_application)
+    try:
+        source = inspect.getsource(create_application)
+        if hashlib.sha256(source.encode()).hexdigest() != DAPHNE_CREATE_APPLICATION_SHA256:
+            problems[INPUT_QUEUE] = ["Server.create_application as this adapter copied it"]
+    except (OSError, TypeError):
+        problems[INPUT_QUEUE] = ["the source of Daphne's Server.create_application cannot be read"]
     return {feature: "; ".join(missing) for feature, missing in problems.items() if missing}
 
 
@@ -214,6 +238,81 @@ def install() -> None:
         HttpRequestGuard.install(HTTPFactory, WebRequest)
     if SHARED_OPTIONS not in _off:
         _share_options()
+    if INPUT_QUEUE not in _off:
+        _light_input_queues()
+
+
+class InputQueue:
+    """A connection's ASGI input queue, as Daphne uses it (``put_nowait`` from Twisted, ``get``
+    as the application's ``receive``), at a third of ``asyncio.Queue``'s memory: one slot for
+    the items and one for a waiting ``get``, where ``asyncio.Queue`` keeps four deques and an
+    Event for every connection (2.5 KiB more, issue 16). Unbounded, like Daphne's: the frame
+    guard bounds what a client can put in it."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: deque[Any] | None = None  # made on the first item, dropped when emptied
+        self._waiter: asyncio.Future[None] | None = None  # shared by whoever waits in get()
+
+    def qsize(self) -> int:
+        return len(self._items) if self._items else 0
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def put_nowait(self, item: Any) -> None:
+        if self._items is None:
+            self._items = deque()
+        self._items.append(item)
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> Any:
+        while not self._items:
+            waiter = self._waiter
+            if waiter is None or waiter.done():
+                waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
+                # Another waiter was cancelled, and with it the future they shared: wait again.
+        items = self._items
+        item = items.popleft()
+        if not items:
+            self._items = None
+        return item
+
+
+def _light_input_queues() -> None:
+    from daphne.server import Server
+
+    daphnes = Server.create_application
+
+    def create_application(self: Any, protocol: Any, scope: dict[str, Any]) -> InputQueue | None:
+        # Daphne's own (DAPHNE_CREATE_APPLICATION_SHA256), with InputQueue for asyncio.Queue.
+        assert "application_instance" not in self.connections[protocol]  # noqa: S101 - Daphne's
+        input_queue = InputQueue()
+        scope.setdefault("asgi", {"version": "3.0"})
+        application_instance = self.application(
+            scope=scope,
+            receive=input_queue.get,
+            send=functools.partial(self.handle_reply, protocol),
+        )
+        if protocol not in self.connections:
+            return None
+        self.connections[protocol]["application_instance"] = asyncio.ensure_future(
+            application_instance,
+            loop=asyncio.get_event_loop(),
+        )
+        return input_queue
+
+    create_application._racing_daphnes = daphnes  # type: ignore[attr-defined]
+    Server.create_application = create_application
 
 
 class _LazyFormat:
@@ -523,13 +622,30 @@ class HttpRequestGuard:
         def process(self: Any) -> Any:
             if getattr(self, "_racing_refused", False):
                 return None  # answered 413 already: the application never sees it
-            return daphne_process(self)
+            result = daphne_process(self)
+            if self.transport is None:  # Daphne handed the connection to a WebSocket protocol
+                _release_upgraded_channel(self.channel)
+            return result
 
         http_factory.buildProtocol = build_protocol
         web_request.__init__ = request_init
         web_request.gotLength = got_length
         web_request.handleContentChunk = handle_content_chunk
         web_request.process = process
+
+
+def _release_upgraded_channel(channel: Any) -> None:
+    """Let go of the HTTP channel that carried a WebSocket upgrade, with its request and headers
+    (about 3 KiB, issue 16). Daphne moves the TCP connection to the WebSocket protocol, but the
+    channel stays registered as the connection's producer for as long as it lasts, and with it
+    its request, the request's headers and a timeout. The WebSocket protocol needs none of them:
+    the scope has its own copy of the headers."""
+    transport = getattr(channel, "transport", None)
+    if transport is None or getattr(transport, "protocol", None) in (None, channel):
+        return  # not handed over (or over TLS, whose wrapper has no protocol: left as Daphne leaves it)
+    if getattr(transport, "producer", None) is channel:
+        transport.unregisterProducer()
+    channel.setTimeout(None)
 
 
 def _refuse_body(request: Any, limit: int) -> None:
