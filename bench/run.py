@@ -48,6 +48,8 @@ class Scenario:
     # this long (bench/meeting.py); compared with the single-race scenario named.
     meeting_s: float = 0.0
     compared_with: str | None = None
+    # With every client connected and nothing published: what the servers spend anyway
+    idle_window_s: float = 3.0
 
 
 @dataclass
@@ -67,11 +69,15 @@ class Measurement:
     # message). The rest is the fan-out: receiving the update and writing it to every client.
     feed_cpu_per_update_ms: float = 0.0
     fanout_cpu_per_broadcast_ms: float = 0.0
+    # What the servers spend a second with the clients connected and nothing published (pings,
+    # timers): measured before publishing and left out of the fan-out's figure.
+    idle_cpu_ms_per_s: float = 0.0
     cpu_per_message_us: float = 0.0  # per message delivered to a client
     # Over Redis: commands Redis ran per update while publishing, counted by Redis itself
     # (INFO commandstats), and the commands that ran most.
     redis_commands_per_update: float = 0.0
     redis_commands: dict[str, int] = field(default_factory=dict)
+    redis_idle_commands_per_s: float = 0.0  # left out of the figure per update
     expected: int = 0
     delivered: int = 0
     throughput_per_s: float = 0.0
@@ -116,7 +122,7 @@ FULL = [
     Scenario("memory, 10,000 idle connections", 10000, updates=0, idle=True),
 ]
 SMOKE = [
-    Scenario("smoke: memory, 50 clients", 50, updates=5, interval_s=0.1),
+    Scenario("smoke: memory, 50 clients", 50, updates=5, interval_s=0.1, idle_window_s=0.5),
     Scenario(
         "smoke: memory, 50 clients, a meeting of 10 races",
         50,
@@ -181,8 +187,10 @@ def measure(deployment: Deployment, scenario: Scenario, label: str) -> Measureme
         ),
     )
     rss_before, rss_after = clients.connect(deployment)
+    idle = idle_rates(deployment, scenario.idle_window_s) if scenario.updates else IdleRates()
     redis_before = redis_command_counts(deployment.redis_url) if deployment.redis_url else {}
     cpu_before = sum(cpu_seconds(pid) for pid in deployment.pids)
+    window_started = time.monotonic()
     clients.go.set()
     first_sent = time.time()
     for index in range(scenario.updates):
@@ -193,6 +201,7 @@ def measure(deployment: Deployment, scenario: Scenario, label: str) -> Measureme
     reports = clients.reports()
     cpu_after = sum(cpu_seconds(pid) for pid in deployment.pids)
     redis_delta = redis_command_delta(redis_before, redis_command_counts(deployment.redis_url)) if redis_before else {}
+    window_s = time.monotonic() - window_started
     clients.join()
     feed_cpu_s = feed_cpu_seconds(deployment, scenario.updates)
     latencies = [v for r in reports for v in r["latencies"]]
@@ -211,13 +220,19 @@ def measure(deployment: Deployment, scenario: Scenario, label: str) -> Measureme
         max_ms=round(max(latencies, default=0) * 1000, 1),
         cpu_per_broadcast_ms=round((cpu_after - cpu_before) / scenario.updates * 1000, 1) if scenario.updates else 0.0,
         feed_cpu_per_update_ms=round(feed_cpu_s / scenario.updates * 1000, 1) if scenario.updates else 0.0,
+        idle_cpu_ms_per_s=round(idle.cpu_s_per_s * 1000, 1),
         fanout_cpu_per_broadcast_ms=(
-            round((cpu_after - cpu_before - feed_cpu_s) / scenario.updates * 1000, 1) if scenario.updates else 0.0
+            round((cpu_after - cpu_before - feed_cpu_s - idle.cpu_s_per_s * window_s) / scenario.updates * 1000, 1)
+            if scenario.updates
+            else 0.0
         ),
         cpu_per_message_us=round((cpu_after - cpu_before) / delivered * 1e6, 1) if delivered else 0.0,
         redis_commands_per_update=(
-            round(sum(redis_delta.values()) / scenario.updates, 1) if redis_delta and scenario.updates else 0.0
+            round((sum(redis_delta.values()) - idle.redis_commands_per_s * window_s) / scenario.updates, 1)
+            if redis_delta and scenario.updates
+            else 0.0
         ),
+        redis_idle_commands_per_s=round(idle.redis_commands_per_s, 1),
         redis_commands=dict(sorted(redis_delta.items(), key=lambda item: -item[1])[:8]),
         expected=scenario.clients * scenario.updates,
         delivered=delivered,
@@ -226,6 +241,24 @@ def measure(deployment: Deployment, scenario: Scenario, label: str) -> Measureme
         load_average=round(load_average, 2),
         failures=[f for r in reports for f in r["failures"]][:5],
     )
+
+
+@dataclass
+class IdleRates:
+    cpu_s_per_s: float = 0.0
+    redis_commands_per_s: float = 0.0
+
+
+def idle_rates(deployment: Deployment, window_s: float) -> IdleRates:
+    """Return what the servers spend with every client connected and nothing published (pings,
+    timers, presence; Redis: the layer's blocking reads and our presence): subtracted from the
+    publishing window's figures, so that what is left is the broadcasts' own cost."""
+    redis_before = redis_command_counts(deployment.redis_url) if deployment.redis_url else {}
+    cpu_before = sum(cpu_seconds(pid) for pid in deployment.pids)
+    time.sleep(window_s)
+    cpu_s = sum(cpu_seconds(pid) for pid in deployment.pids) - cpu_before
+    redis_delta = redis_command_delta(redis_before, redis_command_counts(deployment.redis_url)) if redis_before else {}
+    return IdleRates(cpu_s / window_s, sum(redis_delta.values()) / window_s)
 
 
 def feed_cpu_seconds(deployment: Deployment, updates: int) -> float:
@@ -401,16 +434,17 @@ def _met(ok: bool) -> str:
 
 def markdown(results: list[dict], command: str) -> str:
     lines = [
-        "| scenario | server | clients | connect storm | p50 | p99 | max | CPU / broadcast (feed + fan-out) | CPU / message | "
-        "Redis commands / update | delivered | throughput | RSS / conn |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| scenario | server | clients | connect storm | p50 | p99 | max | CPU / broadcast | of which feed, fan-out | "
+        "idle CPU | CPU / message | Redis commands / update | delivered | throughput | RSS / conn |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for result in results:
         for m in result["measurements"]:
             lines.append(
                 f"| {result['scenario']} | {m['server']} | {m['connected']:,}/{m['clients']:,} | {m['storm_s']} s | "
-                f"{m['p50_ms']} ms | {m['p99_ms']} ms | {m['max_ms']} ms | {m['cpu_per_broadcast_ms']} ms "
-                f"({m['feed_cpu_per_update_ms']} + {m['fanout_cpu_per_broadcast_ms']}) | "
+                f"{m['p50_ms']} ms | {m['p99_ms']} ms | {m['max_ms']} ms | {m['cpu_per_broadcast_ms']} ms | "
+                f"{m['feed_cpu_per_update_ms']} ms, {m['fanout_cpu_per_broadcast_ms']} ms | "
+                f"{m.get('idle_cpu_ms_per_s', 0.0)} ms/s | "
                 f"{m['cpu_per_message_us']} µs | {m['redis_commands_per_update'] or '-'} | "
                 f"{m['delivered']:,}/{m['expected']:,} | {m['throughput_per_s']:,.0f}/s | "
                 f"{m['rss_per_connection_kib']} KiB |"
@@ -506,9 +540,10 @@ def main(argv: list[str] | None = None) -> None:
                     print(
                         f"   {m.server}: {m.delivered}/{m.expected} delivered, p50 {m.p50_ms} ms, p99 {m.p99_ms} ms, "
                         f"CPU/broadcast {m.cpu_per_broadcast_ms} ms (feed {m.feed_cpu_per_update_ms} + fan-out "
-                        f"{m.fanout_cpu_per_broadcast_ms}), CPU/message {m.cpu_per_message_us} µs, "
+                        f"{m.fanout_cpu_per_broadcast_ms}, idle {m.idle_cpu_ms_per_s} ms/s), "
+                        f"CPU/message {m.cpu_per_message_us} µs, "
                         + (
-                            f"Redis {m.redis_commands_per_update}/update {m.redis_commands}, "
+                            f"Redis {m.redis_commands_per_update}/update (idle {m.redis_idle_commands_per_s}/s) {m.redis_commands}, "
                             if m.redis_commands
                             else ""
                         )
