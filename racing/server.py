@@ -9,6 +9,7 @@ the same frame-size limit and keepalive pings.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 
@@ -54,7 +55,23 @@ def main(argv: list[str] | None = None) -> None:
     from racing.checks import exit_unless_ready_to_serve
 
     exit_unless_ready_to_serve()  # static files never collected: say so now, not 500 on every page
+    freeze_what_is_loaded()
     CommandLineInterface().run(daphne_argv(host=args.bind, port=args.port, extra=extra))
+
+
+def freeze_what_is_loaded() -> None:
+    """Load Django and the application, then move every object alive so far out of the garbage
+    collector's sight (``gc.freeze``): they live as long as the process anyway.
+
+    Python's full collections scan every tracked object, and they come each time a quarter more
+    objects have survived, which a connection storm makes happen again and again: measured with
+    2,000 clients, collections took 1.2 s of the server's 5.1 s of CPU, 0.95 s of it in 8 full
+    ones, most of whose work was the few hundred thousand objects of Django, the libraries and
+    the application. Only what the connections and the race day create is scanned now."""
+    import racing.asgi  # noqa: F401 - Daphne imports it next, from the module cache
+
+    gc.collect()
+    gc.freeze()
 
 
 if __name__ == "__main__":

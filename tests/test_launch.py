@@ -217,3 +217,21 @@ def test_the_readme_says_make_admin_where_it_said_a_command_that_fails_as_printe
 
     assert "`make admin`" in readme
     assert "manage.py createsuperuser" not in readme
+
+
+def test_the_server_loads_the_application_then_hides_it_from_the_garbage_collector():
+    # In a process of its own: freezing is for a server's whole life.
+    script = (
+        "import gc\n"
+        "from racing.server import freeze_what_is_loaded\n"
+        "freeze_what_is_loaded()\n"
+        "import sys\n"
+        "print(gc.get_freeze_count(), 'racing.asgi' in sys.modules)\n"
+    )
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "racing.settings", "DEBUG": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO_DIR, env=environment, capture_output=True, text=True, timeout=60
+    )
+
+    frozen, loaded = done.stdout.split()
+    assert loaded == "True" and int(frozen) > 50_000, done.stderr[-2000:]
