@@ -5,7 +5,7 @@ Where a connection storm's server time goes, stage by stage (issue 16).
     python -m bench.storm_profile --py-spy PATH    # py-spy elsewhere than on PATH
 
 Starts ``python -m racing.server`` (as ``make run`` does) on the bench's database, starts py-spy
-recording it (100 samples a second, idle samples left out), connects the clients at once (each
+recording it (100 samples a second unless ``--rate-hz`` says otherwise, idle samples left out), connects the clients at once (each
 waits for its ``initial_state``), stops py-spy and sorts every sample of the server (its threads
 together: the database thread's reads are a stage) into the stage of the handshake it was in, by the frames on its stack: from the innermost, the
 first stage whose frame is on it. py-spy is a profiling tool installed outside the project (``pip
@@ -65,7 +65,7 @@ def stage_of(stack: str) -> str | None:
     return "asyncio's event loop"
 
 
-def report(raw: str, clients: int, storm_s: float) -> list[str]:
+def report(raw: str, clients: int, storm_s: float, rate_hz: int = 100) -> list[str]:
     samples: Counter[str] = Counter()
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
@@ -74,13 +74,13 @@ def report(raw: str, clients: int, storm_s: float) -> list[str]:
     total = sum(samples.values()) or 1
     lines = [
         f"{clients:,} clients connected in {storm_s:.2f} s (sampled: a little slower than unsampled); "
-        f"{total:,} samples of the server at work (idle ones left out), 100 a second",
+        f"{total:,} samples of the server at work (idle ones left out), {rate_hz} a second",
         "",
         "| stage | share of the server's samples | ms per connection |",
         "|---|---:|---:|",
     ]
     for stage, count in samples.most_common():
-        lines.append(f"| {stage} | {count / total:.0%} | {count * 10 / clients:.2f} |")
+        lines.append(f"| {stage} | {count / total:.0%} | {count * 1000 / rate_hz / clients:.2f} |")
     return lines
 
 
@@ -96,6 +96,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2000)
     parser.add_argument("--py-spy", default=shutil.which("py-spy") or "/opt/tools/bin/py-spy")
     parser.add_argument("--raw", type=Path, default=None, help="keep py-spy's raw stacks here")
+    parser.add_argument("--rate-hz", type=int, default=100, help="py-spy's samples a second")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="storm-profile-") as workdir_name:
         workdir = Path(workdir_name)
@@ -110,7 +111,7 @@ def main() -> None:
             asyncio.run(storm(url, 5))  # warm: imports, the first database connection
             time.sleep(1.0)
             spy = subprocess.Popen(
-                [args.py_spy, "record", "--pid", str(server.pid), "--rate", "100", "--format", "raw",
+                [args.py_spy, "record", "--pid", str(server.pid), "--rate", str(args.rate_hz), "--format", "raw",
                  "--output", str(raw_path), "--nonblocking"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
@@ -119,7 +120,7 @@ def main() -> None:
             spy.send_signal(signal.SIGINT)
             spy.wait(timeout=60)
             print(f"`python -m bench.storm_profile --clients {args.clients}`")
-            print("\n".join(report(raw_path.read_text(), args.clients, storm_s)))
+            print("\n".join(report(raw_path.read_text(), args.clients, storm_s, args.rate_hz)))
         finally:
             server.stop()
             database.drop()
