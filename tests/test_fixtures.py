@@ -70,3 +70,24 @@ def test_the_fixture_file_is_what_its_generator_writes():
     spec.loader.exec_module(generator)
 
     assert generator.render(generator.build()) == FIXTURE.read_text(encoding="utf-8")
+
+
+def test_loading_the_fixtures_again_over_a_race_that_lived_resets_it_so_its_next_update_is_numbered():
+    # `make run` loads the fixture day every time it starts, over whatever the last run stored.
+    import datetime as dt
+
+    from races.models import OddsSnapshot, RaceUpdate
+    from races.services import odds_snapshot_record
+
+    race = Race.objects.order_by("pk").first()
+    odds = [(starter.horse_id, 5.0) for starter in race.starters.all()]
+    for _ in range(2):
+        odds_snapshot_record(race_id=race.pk, odds=odds, source="feed", taken_at=dt.datetime.now(dt.UTC))
+    assert RaceUpdate.objects.filter(race=race).count() >= 2
+
+    call_command("loaddata", FIXTURE, verbosity=0)
+    stored = odds_snapshot_record(race_id=race.pk, odds=odds, source="feed", taken_at=dt.datetime.now(dt.UTC))
+
+    race.refresh_from_db()
+    assert race.update_seq == RaceUpdate.objects.filter(race=race).count() == 2  # opened, then these odds
+    assert list(OddsSnapshot.objects.filter(race=race)) == [stored]
