@@ -292,11 +292,12 @@ class RaceDetail(APIView):
         """Return the race and its starters, with the names and shapes of initial_state's data."""
         card = race_card_get(race_id=race_id)
         if card is None:
-            return _race_not_found(race_id)
+            return race_not_found(race_id)
         return Response(race_card_data(card))
 
 
-def _race_not_found(race_id: int) -> Response:
+def race_not_found(race_id: int) -> Response:
+    """The 404 every race endpoint answers for a race id that names no race."""
     return Response({"detail": f"Race {race_id} does not exist."}, status=status.HTTP_404_NOT_FOUND)
 
 
@@ -428,7 +429,7 @@ class RaceOddsLatest(APIView):
         snapshot = OddsSnapshot.objects.filter(race_id=race_id).order_by("-taken_at", "-pk").first()
         if snapshot is None:
             if not Race.objects.filter(pk=race_id).exists():
-                return _race_not_found(race_id)
+                return race_not_found(race_id)
             return Response({"detail": f"Race {race_id} has no odds yet."}, status=status.HTTP_404_NOT_FOUND)
         return Response(OddsSnapshotSerializer(snapshot).data)
 
@@ -481,7 +482,7 @@ class RaceResults(APIView):
         declared = race_result_get(race_id=race_id)
         if declared is None:
             if not Race.objects.filter(pk=race_id).exists():
-                return _race_not_found(race_id)
+                return race_not_found(race_id)
             return Response({"detail": f"Race {race_id} has no result declared yet."}, status=status.HTTP_404_NOT_FOUND)
         return Response(_result_as_json(race_id, declared))
 

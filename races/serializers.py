@@ -162,12 +162,17 @@ class MeetingDetailSerializer(serializers.ModelSerializer):
 MAX_STARTERS = 40
 
 
-class HorseOddsSerializer(serializers.Serializer):
-    horse_id = StrictIntegerField(
+def horse_id_field() -> StrictIntegerField:
+    """A horse named by id in a feed's odds or results: the same rule and words in both."""
+    return StrictIntegerField(
         min_value=1,
         max_value=DATABASE_ID_MAX,
         error_messages={"invalid": "must be an integer.", "min_value": "must be a horse id (1 or more)."},
     )
+
+
+class HorseOddsSerializer(serializers.Serializer):
+    horse_id = horse_id_field()
     odds = StrictDecimalField(
         max_digits=7,
         decimal_places=2,
@@ -196,11 +201,7 @@ class OddsSnapshotSerializer(serializers.ModelSerializer):
 
 
 class ResultEntrySerializer(serializers.Serializer):
-    horse_id = StrictIntegerField(
-        min_value=1,
-        max_value=DATABASE_ID_MAX,
-        error_messages={"invalid": "must be an integer.", "min_value": "must be a horse id (1 or more)."},
-    )
+    horse_id = horse_id_field()
     # A non-finisher may leave placing out (or send null).
     placing = StrictIntegerField(
         min_value=1,

@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from races.api import RACE_ID_PARAMETER
+from races.api import RACE_ID_PARAMETER, race_not_found
 from races.exports.datasets import (
     CONTENT_TYPES,
     CSV,
@@ -76,10 +76,6 @@ def _file_format(request: Request) -> str:
     return file_format
 
 
-def _race_not_found(race_id: int) -> Response:
-    return Response({"detail": f"Race {race_id} does not exist."}, status=status.HTTP_404_NOT_FOUND)
-
-
 class _RaceExport(APIView):
     content_negotiation_class = ErrorsAsJson
 
@@ -99,7 +95,7 @@ class RaceResultsExport(_RaceExport):
         file_format = _file_format(request)
         races = export_races_get(race_ids=[race_id])
         if not races:
-            return _race_not_found(race_id)
+            return race_not_found(race_id)
         if not races[0].has_result:
             return Response({"detail": f"Race {race_id} has no result declared yet."}, status=status.HTTP_404_NOT_FOUND)
         dataset = results_dataset(rows=race_result_rows(races=races))
@@ -122,7 +118,7 @@ class RaceOddsExport(_RaceExport):
         file_format = _file_format(request)
         races = export_races_get(race_ids=[race_id])
         if not races:
-            return _race_not_found(race_id)
+            return race_not_found(race_id)
         dataset = odds_dataset(rows=race_odds_rows(races=races))
         return attachment_response(
             export=export_file(dataset=dataset, file_format=file_format, races=races, kind="odds")
