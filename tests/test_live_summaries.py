@@ -229,6 +229,40 @@ async def test_a_joiner_waiting_on_another_connections_group_join_carries_on_whe
     assert summary_board().watchers == {} and not summary_board().joining
 
 
+async def test_a_connection_lost_while_its_meeting_board_joins_leaves_nothing_on_the_board(meeting):
+    # The client's TCP connection goes (Daphne says so at once, synchronously) while the
+    # board is still joining the meeting's races; the join then finishes for nobody.
+    fanout, board = race_fanout(), summary_board()
+    subscribe, joining, go_on = fanout.subscribe, asyncio.Event(), asyncio.Event()
+    watchers = []
+    watch = board.watch
+
+    async def join_that_waits(race_id, subscriber):
+        if subscribe_calls.append(race_id) or len(subscribe_calls) == 2:
+            joining.set()
+            await go_on.wait()
+        await subscribe(race_id, subscriber)
+
+    async def recorded_watch(watcher, race_ids):
+        watchers.append(watcher)
+        await watch(watcher, race_ids)
+
+    subscribe_calls: list[int] = []
+    fanout.subscribe, board.watch = join_that_waits, recorded_watch
+    try:
+        client = await live_socket()
+        await client.send_json_to({"type": "subscribe", "meeting_id": meeting.code})
+        await asyncio.wait_for(joining.wait(), 5)
+        watchers[0].connection_lost()  # the TCP connection is gone, mid-join
+        go_on.set()
+        await asyncio.sleep(0.2)
+    finally:
+        del fanout.subscribe, board.watch
+
+    assert board.watchers == {} and not board.joining
+    await client.disconnect()
+
+
 async def test_a_change_made_while_a_joiner_waits_for_its_read_follows_its_meeting_state(meeting, monkeypatch):
     import live.protocol.summaries
 

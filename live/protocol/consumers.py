@@ -230,9 +230,15 @@ class LiveConsumer(ProtocolConsumer):
         if race_id not in self.race_streams or race_id in self.race_summaries:
             return
         self.race_summaries.add(race_id)
-        self.lease.hold(("race_summary", race_id), lambda: self.stop_race_summary(race_id))
         board = summary_board()
-        await board.watch(self, [race_id])
+        try:
+            await board.watch(self, [race_id])
+        except BaseException:
+            self.race_summaries.discard(race_id)
+            raise
+        # Held once joined: a connection gone while it joined gives it back here, at once. Held
+        # before, it would have been given back before the join ended, leaving the join behind.
+        self.lease.hold(("race_summary", race_id), lambda: self.stop_race_summary(race_id))
         if self.gone:
             return
         await board.current([race_id])
@@ -279,9 +285,13 @@ class LiveConsumer(ProtocolConsumer):
             await self.send_error(f"Meeting not found: no meeting {value!r}", code=ERROR_NOT_FOUND, about=target)
             return
         self.summaries[target] = race_ids
-        self.lease.hold(target, lambda: self.stop_summaries(target))
         board = summary_board()
-        await board.watch(self, race_ids)
+        try:
+            await board.watch(self, race_ids)
+        except BaseException:
+            self.summaries.pop(target, None)
+            raise
+        self.lease.hold(target, lambda: self.stop_summaries(target))  # once joined, as above
         if self.gone:
             return
         # The summaries are taken only now that every change reaches this connection: taken
