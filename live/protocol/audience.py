@@ -137,19 +137,18 @@ class Audience:
 
     def local_counts(self) -> Counter[int]:
         """Return this process's viewers of each race: the connections streaming it."""
-        return Counter(
-            {
-                race_id: count
-                for race_id, subscribers in self.fanout.subscribers.items()
-                if (count := sum(1 for s in subscribers if getattr(s, "counts_as_viewer", False)))
-            }
-        )
+        return Counter({race_id: count for race_id in self.fanout.subscribers if (count := self.local_count(race_id))})
+
+    def local_count(self, race_id: int) -> int:
+        """Return this process's viewers of one race."""
+        return sum(1 for s in self.fanout.subscribers.get(race_id, ()) if getattr(s, "counts_as_viewer", False))
 
     def total(self, race_id: int) -> int:
-        """Return the race's viewers as last counted (this process's own until then)."""
+        """Return the race's viewers as last counted (this process's own until then: counted
+        for this race alone, since joiners in a storm ask for each of their races)."""
         if race_id in self.totals:
             return self.totals[race_id]
-        return self.local_counts().get(race_id, 0)
+        return self.local_count(race_id)
 
     def wake(self) -> None:
         """Count from now on (a viewer joined, or someone here wants totals)."""
