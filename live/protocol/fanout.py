@@ -118,12 +118,6 @@ class RaceFanout:
             self._leaving.add(task)
             task.add_done_callback(self._leaving.discard)
 
-    async def unsubscribe(self, race_id: int, subscriber: Subscriber) -> None:
-        """Drop ``subscriber`` and wait until the process has left the group if it was the last."""
-        self.drop(race_id, subscriber)
-        if self._leaving:
-            await asyncio.gather(*list(self._leaving), return_exceptions=True)
-
     async def _leave_if_unwatched(self, race_id: int) -> None:
         async with self._lock(race_id):
             # A client may have joined since: then the process stays in the group.
