@@ -286,3 +286,14 @@ def test_a_channel_still_serving_http_is_left_alone():
 
     assert transport.producer is channel
     channel.setTimeout(None)
+
+
+def test_autobahns_timings_still_print_as_text_with_its_debug_formatting_made_lazy():
+    from autobahn.websocket.protocol import Timings
+
+    import racing.asgi  # noqa: F401 - installs the adapter, as every server process does
+
+    timings = Timings()
+    timings.track("onOpen")
+
+    assert isinstance(str(timings), str) and "onOpen" in str(timings)

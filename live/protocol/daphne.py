@@ -47,6 +47,7 @@ import hashlib
 import inspect
 import json
 import logging
+import pprint
 import socket
 from collections import deque
 from collections.abc import Callable
@@ -324,8 +325,6 @@ class _LazyFormat:
         self.value = value
 
     def __str__(self) -> str:
-        import pprint
-
         return pprint.pformat(self.value)
 
 
@@ -342,6 +341,8 @@ def _share_options() -> None:
     from daphne.ws_protocol import WebSocketFactory
 
     setattr(autobahn_protocol, "pformat", _LazyFormat)  # noqa: B010 - a module's name, replaced
+    # The one use of that name that must give a str at once (only with trackTimings on).
+    autobahn_protocol.Timings.__str__ = lambda timings: pprint.pformat(timings._timings)  # type: ignore[method-assign]
     daphne_build_protocol = WebSocketFactory.buildProtocol
 
     def build_protocol(self: Any, addr: Any) -> Any:
